@@ -1,0 +1,580 @@
+//! The thread relance: a relance attached to one thread, with its snapshot, counters and
+//! schedule, and the state machine that the API and the scheduler drive.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use super::event::{DomainEvent, EventDetail};
+use super::recipient::{Recipient, RecipientInput};
+use super::relance::{Relance, SendType};
+use super::response::Response;
+use super::schedule::{due_date, retry_delay};
+use super::settings::SendingWindow;
+use super::template::{self, is_placeholder_key};
+use super::{FieldError, WAITING_STATUS, char_len, external_id, is_channel_code};
+
+pub const SMS_MAX: usize = 1_600;
+pub const CHANNEL_MESSAGE_MAX: usize = 10_000;
+pub const CONTEXT_MAX_ENTRIES: usize = 50;
+pub const CONTEXT_VALUE_MAX: usize = 1_000;
+/// History entries kept per thread relance (a full cycle of 50 reminders, its end and
+/// some retries fit).
+pub const HISTORY_MAX: usize = 80;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Active,
+    Completed,
+    Stopped,
+    Cancelled,
+    Failed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Active => "active",
+            State::Completed => "completed",
+            State::Stopped => "stopped",
+            State::Cancelled => "cancelled",
+            State::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    Reminder,
+    End,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Sent,
+    Failed,
+    Unknown,
+    Retry,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub step: u32,
+    pub kind: StepKind,
+    pub at: DateTime<Utc>,
+    pub outcome: Outcome,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadRelance {
+    pub tenant_id: String,
+    pub thread_id: String,
+    pub ticket_id: String,
+    pub relance_id: String,
+    pub relance_name: String,
+    pub channel: String,
+    pub send_type: SendType,
+    pub recipient: Recipient,
+    pub frequency_days: u32,
+    pub max_sends: u32,
+    pub final_status: String,
+    /// The default response rendered at attach time (snapshot).
+    pub reminder_text: String,
+    /// The end-of-cycle response rendered at attach time, if the relance has one.
+    pub end_text: Option<String>,
+    /// Increments each time a relance is (re)attached to the thread.
+    pub cycle: u32,
+    pub attached_at: DateTime<Utc>,
+    pub state: State,
+    pub state_reason: Option<String>,
+    /// The next step to perform: reminders are 1..=max_sends, `max_sends + 1` is the end.
+    pub step: u32,
+    pub messages_sent: u32,
+    /// Transient failures of the current step so far.
+    pub attempts: u32,
+    /// When the scheduler next has something to do for this thread; `None` when nothing.
+    pub next_relance_date: Option<DateTime<Utc>>,
+    pub last_sent_at: Option<DateTime<Utc>>,
+    /// A stop or cancel whose `relance.stopped` event is still to be published.
+    #[serde(default)]
+    pub notify_pending: bool,
+    pub history: Vec<HistoryEntry>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The attach request (`PUT /threads/{thread_id}/relance`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachInput {
+    pub relance_id: String,
+    pub ticket_id: String,
+    pub ticket_status: String,
+    pub channel: String,
+    pub recipient: RecipientInput,
+    #[serde(default)]
+    pub context: HashMap<String, String>,
+}
+
+/// What an attach does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attach {
+    /// The same relance is already active on the thread: nothing changes.
+    Unchanged,
+    /// A new cycle starts (first attach, or replacing another relance or a finished one).
+    Started(Box<ThreadRelance>),
+}
+
+/// The result of sending one step, as the scheduler saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendResult {
+    Sent,
+    /// A run stopped between send and commit: the customer may or may not have it.
+    Unknown,
+    /// The step has no message (end of cycle without an end response).
+    NothingToSend,
+    Transient(String),
+    Permanent(String),
+}
+
+/// The step the scheduler performs next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub number: u32,
+    pub kind: StepKind,
+}
+
+impl AttachInput {
+    /// Checks the request against the relance and its responses and, unless the same
+    /// relance is already active, builds the new thread relance (snapshot and schedule).
+    #[allow(clippy::too_many_arguments)]
+    pub fn attach(
+        self,
+        tenant_id: &str,
+        thread_id: &str,
+        relance: &Relance,
+        default_response: &Response,
+        end_response: Option<&Response>,
+        window: &SendingWindow,
+        existing: Option<&ThreadRelance>,
+        now: DateTime<Utc>,
+    ) -> Result<Attach, FieldError> {
+        let ticket_id = external_id("ticket_id", &self.ticket_id)?;
+        if self.ticket_status != WAITING_STATUS {
+            return Err(FieldError::new(
+                "ticket_status",
+                "not_waiting",
+                "the ticket must be in status attente_client to attach a relance",
+            ));
+        }
+        if !is_channel_code(&self.channel) {
+            return Err(FieldError::new(
+                "channel",
+                "invalid_channel",
+                "channel codes are 1 to 32 of a-z, 0-9, _ and -",
+            ));
+        }
+        if !relance.allows_channel(&self.channel) {
+            return Err(FieldError::new(
+                "channel",
+                "channel_not_allowed",
+                format!(
+                    "relance \"{}\" is not offered on channel {}",
+                    relance.name, self.channel
+                ),
+            ));
+        }
+        let recipient = self.recipient.validate(relance.send_type)?;
+        check_context(&self.context)?;
+        if let Some(current) = existing {
+            if current.state == State::Active && current.relance_id == relance.id {
+                return Ok(Attach::Unchanged);
+            }
+        }
+        let limit = match relance.send_type {
+            SendType::Sms => SMS_MAX,
+            SendType::Channel => CHANNEL_MESSAGE_MAX,
+        };
+        let reminder_text = render(default_response, &self.context, limit)?;
+        let end_text = end_response
+            .map(|r| render(r, &self.context, limit))
+            .transpose()?;
+        let next = due_date(window, now, relance.frequency_days, 1, None);
+        Ok(Attach::Started(Box::new(ThreadRelance {
+            tenant_id: tenant_id.to_owned(),
+            thread_id: thread_id.to_owned(),
+            ticket_id,
+            relance_id: relance.id.clone(),
+            relance_name: relance.name.clone(),
+            channel: self.channel,
+            send_type: relance.send_type,
+            recipient,
+            frequency_days: relance.frequency_days,
+            max_sends: relance.max_sends,
+            final_status: relance.final_status.clone(),
+            reminder_text,
+            end_text,
+            cycle: existing.map_or(1, |e| e.cycle + 1),
+            attached_at: now,
+            state: State::Active,
+            state_reason: None,
+            step: 1,
+            messages_sent: 0,
+            attempts: 0,
+            next_relance_date: Some(next),
+            last_sent_at: None,
+            notify_pending: false,
+            history: Vec::new(),
+            updated_at: now,
+        })))
+    }
+}
+
+fn check_context(context: &HashMap<String, String>) -> Result<(), FieldError> {
+    if context.len() > CONTEXT_MAX_ENTRIES {
+        return Err(FieldError::new(
+            "context",
+            "too_long",
+            format!("context holds at most {CONTEXT_MAX_ENTRIES} values"),
+        ));
+    }
+    for (key, value) in context {
+        if !is_placeholder_key(key) {
+            return Err(FieldError::new(
+                format!("context.{}", key.chars().take(40).collect::<String>()),
+                "invalid_key",
+                "context keys are placeholder names: 1 to 32 of a-z and _",
+            ));
+        }
+        if char_len(value) > CONTEXT_VALUE_MAX {
+            return Err(FieldError::new(
+                format!("context.{key}"),
+                "too_long",
+                format!("context values are at most {CONTEXT_VALUE_MAX} characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn render(
+    response: &Response,
+    context: &HashMap<String, String>,
+    limit: usize,
+) -> Result<String, FieldError> {
+    let text = template::render(&response.body, context).map_err(|missing| {
+        let first = missing.first().cloned().unwrap_or_default();
+        FieldError::new(
+            format!("context.{first}"),
+            "missing_placeholder",
+            format!(
+                "response \"{}\" needs a value for: {}",
+                response.title,
+                missing.join(", ")
+            ),
+        )
+    })?;
+    if char_len(&text) > limit {
+        return Err(FieldError::new(
+            "context",
+            "message_too_long",
+            format!(
+                "response \"{}\" renders to {} characters; at most {limit} can be sent",
+                response.title,
+                char_len(&text)
+            ),
+        ));
+    }
+    Ok(text)
+}
+
+impl ThreadRelance {
+    fn kind_of(&self, step: u32) -> StepKind {
+        if step <= self.max_sends {
+            StepKind::Reminder
+        } else {
+            StepKind::End
+        }
+    }
+
+    /// The step due next, while the cycle runs.
+    pub fn current_step(&self) -> Option<Step> {
+        (self.state == State::Active).then(|| Step {
+            number: self.step,
+            kind: self.kind_of(self.step),
+        })
+    }
+
+    /// The message of a step, `None` for an end of cycle without an end response.
+    pub fn message(&self, step: Step) -> Option<&str> {
+        match step.kind {
+            StepKind::Reminder => Some(&self.reminder_text),
+            StepKind::End => self.end_text.as_deref(),
+        }
+    }
+
+    fn event(&self, now: DateTime<Utc>, detail: EventDetail) -> DomainEvent {
+        DomainEvent {
+            tenant_id: self.tenant_id.clone(),
+            ticket_id: self.ticket_id.clone(),
+            thread_id: self.thread_id.clone(),
+            relance_id: self.relance_id.clone(),
+            cycle: self.cycle,
+            occurred_at: now,
+            detail,
+        }
+    }
+
+    fn push_history(
+        &mut self,
+        step: Step,
+        at: DateTime<Utc>,
+        outcome: Outcome,
+        detail: Option<String>,
+    ) {
+        self.history.push(HistoryEntry {
+            step: step.number,
+            kind: step.kind,
+            at,
+            outcome,
+            detail,
+        });
+        if self.history.len() > HISTORY_MAX {
+            let excess = self.history.len() - HISTORY_MAX;
+            self.history.drain(..excess);
+        }
+    }
+
+    /// Applies the result of the current step and returns the events to publish.
+    pub fn record(
+        &mut self,
+        result: SendResult,
+        now: DateTime<Utc>,
+        window: &SendingWindow,
+        max_attempts: u32,
+    ) -> Vec<DomainEvent> {
+        let Some(step) = self.current_step() else {
+            return Vec::new();
+        };
+        self.updated_at = now;
+        let mut events = Vec::new();
+        match result {
+            SendResult::Sent => {
+                self.messages_sent += 1;
+                self.last_sent_at = Some(now);
+                self.push_history(step, now, Outcome::Sent, None);
+                events.push(self.event(
+                    now,
+                    EventDetail::Sent {
+                        step: step.number,
+                        kind: step.kind,
+                        send_type: self.send_type,
+                        messages_sent: self.messages_sent,
+                    },
+                ));
+                events.extend(self.advance(step, now, window));
+            }
+            SendResult::Unknown => {
+                // Counted as possibly sent for spacing, never resent.
+                self.last_sent_at = Some(now);
+                self.push_history(
+                    step,
+                    now,
+                    Outcome::Unknown,
+                    Some("a run stopped between send and confirmation; not sent again".into()),
+                );
+                events.extend(self.advance(step, now, window));
+            }
+            SendResult::NothingToSend => events.extend(self.advance(step, now, window)),
+            SendResult::Transient(reason) => {
+                self.attempts += 1;
+                if self.attempts >= max_attempts {
+                    let reason = format!("gave up after {} attempts: {reason}", self.attempts);
+                    events.push(self.fail(step, now, reason));
+                } else {
+                    self.push_history(step, now, Outcome::Retry, Some(reason));
+                    self.next_relance_date =
+                        Some(window.next_opening(now + retry_delay(self.attempts)));
+                }
+            }
+            SendResult::Permanent(reason) => events.push(self.fail(step, now, reason)),
+        }
+        events
+    }
+
+    fn advance(
+        &mut self,
+        step: Step,
+        now: DateTime<Utc>,
+        window: &SendingWindow,
+    ) -> Option<DomainEvent> {
+        self.attempts = 0;
+        match step.kind {
+            StepKind::Reminder => {
+                self.step += 1;
+                self.next_relance_date = Some(due_date(
+                    window,
+                    self.attached_at,
+                    self.frequency_days,
+                    self.step,
+                    self.last_sent_at,
+                ));
+                None
+            }
+            StepKind::End => {
+                self.state = State::Completed;
+                self.state_reason = Some(format!(
+                    "cycle completed; ticket set to {}",
+                    self.final_status
+                ));
+                self.next_relance_date = None;
+                Some(self.event(
+                    now,
+                    EventDetail::Completed {
+                        final_status: self.final_status.clone(),
+                        messages_sent: self.messages_sent,
+                    },
+                ))
+            }
+        }
+    }
+
+    fn fail(&mut self, step: Step, now: DateTime<Utc>, reason: String) -> DomainEvent {
+        self.state = State::Failed;
+        self.state_reason = Some(reason.clone());
+        self.next_relance_date = None;
+        self.push_history(step, now, Outcome::Failed, Some(reason.clone()));
+        self.event(
+            now,
+            EventDetail::Failed {
+                step: step.number,
+                reason,
+            },
+        )
+    }
+
+    /// Records a send that a stop or cancel overtook: the customer got it, the cycle
+    /// stays ended.
+    pub fn record_after_end(&mut self, result: &SendResult, step: Step, now: DateTime<Utc>) {
+        if *result == SendResult::Sent {
+            self.messages_sent += 1;
+            self.last_sent_at = Some(now);
+            self.push_history(
+                step,
+                now,
+                Outcome::Sent,
+                Some("sent while the relance was being stopped".into()),
+            );
+        }
+    }
+
+    /// Ends an active cycle early (`stopped` or `cancelled`); the scheduler publishes the
+    /// `relance.stopped` event on its next run. Returns false when nothing was active.
+    pub fn end_early(&mut self, state: State, reason: String, now: DateTime<Utc>) -> bool {
+        if self.state != State::Active {
+            return false;
+        }
+        self.state = state;
+        self.state_reason = Some(reason);
+        self.notify_pending = true;
+        self.next_relance_date = Some(now);
+        self.updated_at = now;
+        true
+    }
+
+    /// The `relance.stopped` event of an early end.
+    pub fn stopped_event(&self, now: DateTime<Utc>) -> DomainEvent {
+        self.event(
+            now,
+            EventDetail::Stopped {
+                state: self.state,
+                reason: self.state_reason.clone().unwrap_or_default(),
+            },
+        )
+    }
+
+    /// The thread panel's view, dates in the tenant's time zone.
+    pub fn view(&self, tz: Tz) -> ThreadView {
+        let (phone, conversation_id) = match &self.recipient {
+            Recipient::Phone(p) => (Some(p.clone()), None),
+            Recipient::ConversationId(c) => (None, Some(c.clone())),
+        };
+        ThreadView {
+            thread_id: self.thread_id.clone(),
+            ticket_id: self.ticket_id.clone(),
+            relance_id: self.relance_id.clone(),
+            relance_name: self.relance_name.clone(),
+            state: self.state,
+            state_reason: self.state_reason.clone(),
+            frequency_days: self.frequency_days,
+            max_sends: self.max_sends,
+            messages_sent: self.messages_sent,
+            next_relance_date: (self.state == State::Active)
+                .then_some(self.next_relance_date)
+                .flatten()
+                .map(|d| d.with_timezone(&tz).to_rfc3339()),
+            send_type: self.send_type,
+            channel: self.channel.clone(),
+            final_status: self.final_status.clone(),
+            recipient: RecipientView {
+                phone,
+                conversation_id,
+            },
+            attached_at: self.attached_at.with_timezone(&tz).to_rfc3339(),
+            history: self
+                .history
+                .iter()
+                .map(|h| HistoryView {
+                    step: h.step,
+                    kind: h.kind,
+                    at: h.at.with_timezone(&tz).to_rfc3339(),
+                    outcome: h.outcome,
+                    detail: h.detail.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryView {
+    pub step: u32,
+    pub kind: StepKind,
+    pub at: String,
+    pub outcome: Outcome,
+    pub detail: Option<String>,
+}
+
+/// `GET /threads/{thread_id}/relance`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadView {
+    pub thread_id: String,
+    pub ticket_id: String,
+    pub relance_id: String,
+    pub relance_name: String,
+    pub state: State,
+    pub state_reason: Option<String>,
+    pub frequency_days: u32,
+    pub max_sends: u32,
+    pub messages_sent: u32,
+    pub next_relance_date: Option<String>,
+    pub send_type: SendType,
+    pub channel: String,
+    pub final_status: String,
+    pub recipient: RecipientView,
+    pub attached_at: String,
+    pub history: Vec<HistoryView>,
+}
