@@ -1,0 +1,4 @@
+pub mod relances;
+pub mod responses;
+pub mod settings;
+pub mod threads;

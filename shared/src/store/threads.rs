@@ -1,0 +1,392 @@
+//! Thread relances: attach, stop and cancel from the API; query, claim and commit from
+//! the scheduler.
+
+use aws_sdk_dynamodb::types::ReturnValue;
+use chrono::{DateTime, Utc};
+
+use super::{
+    AttributeValue, DUE_INDEX, Item, Store, StoreError, from_item, index_time, is_condition_failed,
+    n, s, tenant_pk, to_item,
+};
+use crate::domain::FieldError;
+use crate::domain::thread::{State, ThreadRelance};
+
+const THREAD: &str = "THREAD#";
+
+/// A thread relance the due index says needs the scheduler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueItem {
+    pub tenant: String,
+    pub thread_id: String,
+    pub state: State,
+    pub cycle: u32,
+    pub step: u32,
+}
+
+/// A claimed thread relance, read consistently by the claim itself.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub thread: ThreadRelance,
+    /// An earlier run claimed this same step and never committed: it may have sent.
+    pub expired_claim: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitOutcome {
+    Committed,
+    /// A stop or cancel landed during the send: only the send was recorded.
+    EndedMeanwhile,
+    /// The claim is gone (the thread got a new relance): nothing was recorded.
+    ClaimLost,
+}
+
+/// FNV-1a: a hash that stays the same across builds and platforms, unlike std's.
+fn stable_hash(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain(std::iter::once(0)) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+fn attr_str(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+fn attr_u32(item: &Item, name: &str) -> Option<u32> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().ok(),
+        _ => None,
+    }
+}
+
+impl Store {
+    pub fn due_shard(&self, tenant: &str, thread_id: &str) -> String {
+        format!(
+            "DUE#{}",
+            stable_hash(&[tenant, thread_id]) % u64::from(self.due_shards)
+        )
+    }
+
+    fn thread_key(&self, tenant: &str, thread_id: &str) -> Item {
+        Item::from([
+            ("pk".to_owned(), s(tenant_pk(tenant))),
+            ("sk".to_owned(), s(format!("{THREAD}{thread_id}"))),
+        ])
+    }
+
+    /// The full item of a thread relance; in the due index while a date is set.
+    fn thread_item(&self, thread: &ThreadRelance) -> Result<Item, StoreError> {
+        let mut item = to_item(
+            thread,
+            tenant_pk(&thread.tenant_id),
+            format!("{THREAD}{}", thread.thread_id),
+        )?;
+        if let Some(date) = thread.next_relance_date {
+            item.insert("next_relance_date".into(), s(index_time(date)));
+            item.insert(
+                "due_shard".into(),
+                s(self.due_shard(&thread.tenant_id, &thread.thread_id)),
+            );
+        }
+        Ok(item)
+    }
+
+    pub async fn get_thread(
+        &self,
+        tenant: &str,
+        thread_id: &str,
+    ) -> Result<Option<ThreadRelance>, StoreError> {
+        self.counters.read();
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(self.thread_key(tenant, thread_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        out.item.map(from_item).transpose()
+    }
+
+    /// Stores a new cycle. `replaces` is the cycle read before; a concurrent attach that
+    /// changed it makes this a conflict.
+    pub async fn put_thread(
+        &self,
+        thread: &ThreadRelance,
+        replaces: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.thread_item(thread)?));
+        put = match replaces {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(cycle) => put
+                .condition_expression("#cycle = :cycle")
+                .expression_attribute_names("#cycle", "cycle")
+                .expression_attribute_values(":cycle", n(cycle)),
+        };
+        self.counters.write();
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failed(&err) => Err(StoreError::Conflict(FieldError::new(
+                "",
+                "conflict",
+                "the thread's relance changed at the same time; read it again",
+            ))),
+            Err(err) => Err(StoreError::from_sdk(err)),
+        }
+    }
+
+    /// Writes an early end (`stopped` or `cancelled`) of `cycle`, leaving the item in the
+    /// due index so that the scheduler announces it. False when the cycle was no longer
+    /// active.
+    pub async fn end_thread_early(&self, thread: &ThreadRelance) -> Result<bool, StoreError> {
+        let at = thread.next_relance_date.unwrap_or(thread.updated_at);
+        self.counters.write();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.thread_key(&thread.tenant_id, &thread.thread_id)))
+            .update_expression(
+                "SET #state = :state, state_reason = :reason, notify_pending = :true, \
+                 next_relance_date = :at, due_shard = :shard, updated_at = :updated",
+            )
+            .condition_expression("#state = :active AND #cycle = :cycle")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#cycle", "cycle")
+            .expression_attribute_values(":state", s(thread.state.as_str()))
+            .expression_attribute_values(
+                ":reason",
+                s(thread.state_reason.clone().unwrap_or_default()),
+            )
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":at", s(index_time(at)))
+            .expression_attribute_values(
+                ":shard",
+                s(self.due_shard(&thread.tenant_id, &thread.thread_id)),
+            )
+            .expression_attribute_values(
+                ":updated",
+                s(thread
+                    .updated_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            )
+            .expression_attribute_values(":active", s(State::Active.as_str()))
+            .expression_attribute_values(":cycle", n(thread.cycle))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failed(&err) => Ok(false),
+            Err(err) => Err(StoreError::from_sdk(err)),
+        }
+    }
+
+    /// Every entry of one shard of the due index that is due at `now`, page by page.
+    pub async fn query_due(
+        &self,
+        shard: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DueItem>, StoreError> {
+        let mut due = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            self.counters.read();
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE_INDEX)
+                .key_condition_expression("due_shard = :shard AND next_relance_date <= :now")
+                .expression_attribute_values(":shard", s(format!("DUE#{shard}")))
+                .expression_attribute_values(":now", s(index_time(now)))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(StoreError::from_sdk)?;
+            for item in out.items.unwrap_or_default() {
+                let parsed = (|| {
+                    let tenant = attr_str(&item, "pk")?.strip_prefix("TENANT#")?.to_owned();
+                    let thread_id = attr_str(&item, "sk")?.strip_prefix(THREAD)?.to_owned();
+                    let state = serde_json::from_value(serde_json::Value::String(attr_str(
+                        &item, "state",
+                    )?))
+                    .ok()?;
+                    Some(DueItem {
+                        tenant,
+                        thread_id,
+                        state,
+                        cycle: attr_u32(&item, "cycle")?,
+                        step: attr_u32(&item, "step")?,
+                    })
+                })();
+                match parsed {
+                    Some(entry) => due.push(entry),
+                    None => tracing::error!(
+                        shard,
+                        "due index entry without the expected attributes; skipped"
+                    ),
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(due),
+            }
+        }
+    }
+
+    /// Claims the step an index entry names, if it is still active, at that step and
+    /// cycle, due, and not claimed by a live run. `None`: another run has it or it moved on.
+    pub async fn claim(
+        &self,
+        due: &DueItem,
+        now: DateTime<Utc>,
+        lease_now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        token: &str,
+    ) -> Result<Option<Claim>, StoreError> {
+        self.counters.write();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.thread_key(&due.tenant, &due.thread_id)))
+            .update_expression("SET claim_token = :token, claim_until = :until, claim_step = :step")
+            .condition_expression(
+                "#state = :active AND #cycle = :cycle AND #step = :step AND next_relance_date <= :now \
+                 AND (attribute_not_exists(claim_token) OR claim_until < :lease_now)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#cycle", "cycle")
+            .expression_attribute_names("#step", "step")
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":until", s(index_time(lease_until)))
+            .expression_attribute_values(":step", n(due.step))
+            .expression_attribute_values(":active", s(State::Active.as_str()))
+            .expression_attribute_values(":cycle", n(due.cycle))
+            .expression_attribute_values(":now", s(index_time(now)))
+            .expression_attribute_values(":lease_now", s(index_time(lease_now)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let old = out.attributes.unwrap_or_default();
+                let expired_claim = attr_str(&old, "claim_token").is_some()
+                    && attr_u32(&old, "claim_step") == Some(due.step);
+                Ok(Some(Claim {
+                    thread: from_item(old)?,
+                    expired_claim,
+                }))
+            }
+            Err(err) if is_condition_failed(&err) => Ok(None),
+            Err(err) => Err(StoreError::from_sdk(err)),
+        }
+    }
+
+    /// Writes the outcome of a claimed step and releases the claim. If a stop or cancel
+    /// landed meanwhile, records only the send (`after_end`), never reviving the cycle.
+    pub async fn commit(
+        &self,
+        thread: &ThreadRelance,
+        after_end: &ThreadRelance,
+        token: &str,
+    ) -> Result<CommitOutcome, StoreError> {
+        self.counters.write();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.thread_item(thread)?))
+            .condition_expression("claim_token = :token AND #state = :active")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":active", s(State::Active.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => return Ok(CommitOutcome::Committed),
+            Err(err) if is_condition_failed(&err) => {}
+            Err(err) => return Err(StoreError::from_sdk(err)),
+        }
+        self.counters.write();
+        let history = serde_dynamo::to_attribute_value(&after_end.history)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.thread_key(&thread.tenant_id, &thread.thread_id)))
+            .update_expression(
+                "SET messages_sent = :sent, history = :history, last_sent_at = :last \
+                 REMOVE claim_token, claim_until, claim_step",
+            )
+            .condition_expression("claim_token = :token")
+            .expression_attribute_values(":sent", n(after_end.messages_sent))
+            .expression_attribute_values(":history", history)
+            .expression_attribute_values(":token", s(token));
+        update = update.expression_attribute_values(
+            ":last",
+            after_end
+                .last_sent_at
+                .map_or(AttributeValue::Null(true), |t| {
+                    s(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+                }),
+        );
+        match update.send().await {
+            Ok(_) => Ok(CommitOutcome::EndedMeanwhile),
+            Err(err) if is_condition_failed(&err) => Ok(CommitOutcome::ClaimLost),
+            Err(err) => Err(StoreError::from_sdk(err)),
+        }
+    }
+
+    /// After the `relance.stopped` event of an early end went out: the item leaves the
+    /// due index. False when something else changed it first.
+    pub async fn clear_notice(&self, thread: &ThreadRelance) -> Result<bool, StoreError> {
+        self.counters.write();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.thread_key(&thread.tenant_id, &thread.thread_id)))
+            .update_expression("SET notify_pending = :false REMOVE due_shard, next_relance_date")
+            .condition_expression("#state = :state AND #cycle = :cycle AND notify_pending = :true")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#cycle", "cycle")
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":state", s(thread.state.as_str()))
+            .expression_attribute_values(":cycle", n(thread.cycle))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failed(&err) => Ok(false),
+            Err(err) => Err(StoreError::from_sdk(err)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stable_hash;
+
+    #[test]
+    fn shard_hash_is_stable_and_separates_parts() {
+        // Fixed value: changing the hash would move every due item to another shard.
+        assert_eq!(stable_hash(&["acme", "t-1"]), 0xdd45_18c1_415a_95db);
+        assert_eq!(stable_hash(&[]), 0xcbf2_9ce4_8422_2325);
+        assert_ne!(stable_hash(&["ab", "c"]), stable_hash(&["a", "bc"]));
+    }
+}

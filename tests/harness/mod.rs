@@ -1,0 +1,240 @@
+//! Test helpers: a fresh table per test on the local stand-in, and an API client that
+//! sends API Gateway v2 events through the real router, claims included.
+#![allow(dead_code)]
+
+use axum::Router;
+use axum::body::to_bytes;
+use http::StatusCode;
+use relance_api::{ApiConfig, AppState, app};
+use relance_shared::config::StoreConfig;
+use relance_shared::store::Store;
+use relance_tests::stack;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+pub const CLAIM: &str = "custom:tenant_id";
+
+/// One test's world: its own table on the shared stand-in.
+pub struct World {
+    pub table: String,
+    pub store: Store,
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub aws: aws_config::SdkConfig,
+}
+
+impl World {
+    pub async fn new() -> Self {
+        Self::with_shards(4).await
+    }
+
+    pub async fn with_shards(due_shards: u32) -> Self {
+        let aws = stack::sdk_config(&stack::test_endpoint()).await;
+        let dynamo = aws_sdk_dynamodb::Client::new(&aws);
+        let table = stack::unique("relances");
+        stack::create_table(&dynamo, &table)
+            .await
+            .expect("create the test table: is the stand-in running? `make test` starts it");
+        let store = Store::new(
+            dynamo.clone(),
+            &StoreConfig {
+                table_name: table.clone(),
+                due_shards,
+            },
+        );
+        Self {
+            table,
+            store,
+            dynamo,
+            aws,
+        }
+    }
+
+    pub fn api(&self, tenant: &str) -> Api {
+        self.api_with(Some(tenant), false)
+    }
+
+    pub fn api_with(&self, tenant: Option<&str>, dev_auth: bool) -> Api {
+        let config = ApiConfig {
+            store: StoreConfig {
+                table_name: self.table.clone(),
+                due_shards: self.store.due_shards(),
+            },
+            tenant_claim: CLAIM.to_owned(),
+            dev_auth,
+        };
+        Api {
+            app: app(AppState::new(self.store.clone(), config)),
+            tenant: tenant.map(str::to_owned),
+            headers: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Api {
+    app: Router,
+    tenant: Option<String>,
+    headers: Vec<(String, String)>,
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The error code of a 4xx reply, checking the error shape on the way.
+    pub fn error_code(&self) -> &str {
+        let error = &self.body["error"];
+        assert!(
+            error["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "error without message: {}",
+            self.body
+        );
+        error["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not an error body: {}", self.body))
+    }
+
+    pub fn error_field(&self) -> Option<&str> {
+        self.body["error"]["field"].as_str()
+    }
+
+    /// Asserts a 4xx with SPEC's error shape naming `field`.
+    #[track_caller]
+    pub fn assert_rejects(&self, status: u16, field: &str) {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected reply: {}",
+            self.body
+        );
+        self.error_code();
+        assert_eq!(
+            self.error_field(),
+            Some(field),
+            "wrong field in {}",
+            self.body
+        );
+    }
+}
+
+impl Api {
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Sends `body` as JSON (or raw when it is a string) through the router.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<String>,
+        content_type: Option<&str>,
+    ) -> Reply {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        let mut headers = serde_json::Map::new();
+        if let Some(ct) = content_type {
+            headers.insert("content-type".into(), json!(ct));
+        }
+        for (k, v) in &self.headers {
+            headers.insert(k.to_lowercase(), json!(v));
+        }
+        let mut context = json!({
+            "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com", "domainPrefix": "api",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "tests"},
+            "requestId": "req", "routeKey": "$default", "stage": "$default",
+            "time": "04/Dec/2026:10:00:00 +0000", "timeEpoch": 1_796_378_400_000u64
+        });
+        if let Some(tenant) = &self.tenant {
+            context["authorizer"] =
+                json!({"jwt": {"claims": {CLAIM: tenant, "sub": "agent-1"}, "scopes": null}});
+        }
+        let event = json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
+            "headers": headers, "requestContext": context, "isBase64Encoded": false,
+            "body": body,
+        });
+        let request = lambda_http::request::from_str(&event.to_string())
+            .expect("a valid API Gateway v2 event");
+        let response = self
+            .app
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the router never fails");
+        let status = response.status();
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("every reply is JSON")
+        };
+        Reply { status, body }
+    }
+
+    pub async fn send(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        self.raw(
+            method,
+            path,
+            body.map(|b| b.to_string()),
+            Some("application/json"),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, None).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send("POST", path, Some(body)).await
+    }
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
+        self.send("PUT", path, Some(body)).await
+    }
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send("DELETE", path, None).await
+    }
+
+    /// Creates a response and returns its id.
+    pub async fn response(&self, title: &str, body: &str) -> String {
+        let reply = self
+            .post("/responses", json!({"title": title, "body": body}))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a relance from a JSON object merged over sensible defaults.
+    pub async fn relance(&self, fields: Value) -> Value {
+        let reply = self.post("/relances", fields).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body
+    }
+}
+
+/// A relance body with the given default response.
+pub fn relance_body(name: &str, default_response_id: &str) -> Value {
+    json!({
+        "name": name,
+        "frequency_days": 2,
+        "max_sends": 3,
+        "allowed_channels": ["amazon", "sms"],
+        "default_response_id": default_response_id,
+        "end_response_id": null,
+        "final_status": "resolu",
+        "send_type": "sms"
+    })
+}
+
+/// `base` with the fields of `patch` set over it.
+pub fn with(mut base: Value, patch: Value) -> Value {
+    if let (Some(target), Value::Object(fields)) = (base.as_object_mut(), patch) {
+        target.extend(fields);
+    }
+    base
+}
