@@ -1,1 +1,48 @@
-fn main() {}
+//! `relance-scheduler` Lambda entry point. EventBridge invokes it on a schedule; the
+//! event's `time` is the run's "now", so replaying an event at a chosen time catches up
+//! after an outage.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::{DateTime, SubsecRound, Utc};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use relance_scheduler::{RunSummary, Scheduler, SchedulerConfig, Senders};
+use relance_shared::outbound::{HttpMarketplace, SnsEvents, SnsSms};
+use relance_shared::store::Store;
+use serde::Deserialize;
+
+/// The part of an EventBridge scheduled event the run needs.
+#[derive(Deserialize)]
+struct ScheduledEvent {
+    time: DateTime<Utc>,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = SchedulerConfig::from_env()?;
+    let aws = relance_shared::config::aws().await;
+    let store = Store::from_sdk_config(&aws, &config.store);
+    let sns = aws_sdk_sns::Client::new(&aws);
+    let marketplace = HttpMarketplace::new(&config.marketplace)?;
+    // Open every connection during init, not in the first run.
+    store.warm_up().await?;
+    sns.get_topic_attributes().topic_arn(&config.events_topic_arn).send().await?;
+    marketplace.warm_up().await;
+    let senders = Senders {
+        sms: Arc::new(SnsSms::new(sns.clone(), config.sms_per_second)),
+        marketplace: Arc::new(marketplace),
+        events: Arc::new(SnsEvents::new(sns, config.events_topic_arn.clone())),
+    };
+    let scheduler = Scheduler::new(store, senders, config.run);
+    let scheduler = &scheduler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<ScheduledEvent>| async move {
+        let remaining = event.context.deadline().duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+        let now = event.payload.time.trunc_subsecs(0);
+        let summary: RunSummary = scheduler.run(now, Some(Instant::now() + remaining)).await?;
+        tracing::info!(now = %now, ?summary, "run finished");
+        Ok::<_, Error>(summary)
+    }))
+    .await
+}

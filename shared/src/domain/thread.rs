@@ -310,6 +310,21 @@ impl ThreadRelance {
         })
     }
 
+    /// The key the marketplace connector deduplicates on: the same for every attempt at
+    /// one step of one cycle, different for anything else.
+    pub fn idempotency_key(&self, step: Step) -> String {
+        const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5f0c_3c1e_7d2a_4b8e_9a61_2f4d_8c3b_1e07);
+        let name = format!(
+            "{}\n{}\n{}\n{}\n{}",
+            self.tenant_id,
+            self.thread_id,
+            self.cycle,
+            self.attached_at.timestamp(),
+            step.number
+        );
+        uuid::Uuid::new_v5(&NAMESPACE, name.as_bytes()).to_string()
+    }
+
     /// The message of a step, `None` for an end of cycle without an end response.
     pub fn message(&self, step: Step) -> Option<&str> {
         match step.kind {

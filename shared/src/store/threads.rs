@@ -295,6 +295,39 @@ impl Store {
         }
     }
 
+    /// Moves a due step that falls outside its tenant's sending window to the window's
+    /// next opening, unless a live run has claimed it. False when it had moved on.
+    pub async fn postpone(&self, due: &DueItem, now: DateTime<Utc>, to: DateTime<Utc>) -> Result<bool, StoreError> {
+        let lease_now = now.max(Utc::now());
+        self.counters.write();
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(self.thread_key(&due.tenant, &due.thread_id)))
+            .update_expression("SET next_relance_date = :to")
+            .condition_expression(
+                "#state = :active AND #cycle = :cycle AND #step = :step AND next_relance_date <= :now \
+                 AND (attribute_not_exists(claim_token) OR claim_until < :lease_now)",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#cycle", "cycle")
+            .expression_attribute_names("#step", "step")
+            .expression_attribute_values(":to", s(index_time(to)))
+            .expression_attribute_values(":active", s(State::Active.as_str()))
+            .expression_attribute_values(":cycle", n(due.cycle))
+            .expression_attribute_values(":step", n(due.step))
+            .expression_attribute_values(":now", s(index_time(now)))
+            .expression_attribute_values(":lease_now", s(index_time(lease_now)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failed(&err) => Ok(false),
+            Err(err) => Err(StoreError::from_sdk(err)),
+        }
+    }
+
     /// Writes the outcome of a claimed step and releases the claim. If a stop or cancel
     /// landed meanwhile, records only the send (`after_end`), never reviving the cycle.
     pub async fn commit(

@@ -1,0 +1,313 @@
+//! `relance-scheduler`: one run finds the thread relances due at `now` through the due
+//! index and performs each one's next step: claim, send, commit, publish.
+//!
+//! A customer never receives the same step twice: a step is sent only under a claim (a
+//! conditional write that one run wins), and committed under that claim. A run that died
+//! between send and commit leaves an expired claim; the next run records the step as
+//! `unknown` and moves on without sending.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use relance_shared::config::{ConfigError, StoreConfig, parsed, required};
+use relance_shared::domain::event::{DomainEvent, EventDetail};
+use relance_shared::domain::recipient::Recipient;
+use relance_shared::domain::settings::SendingWindow;
+use relance_shared::domain::thread::{SendResult, State, Step, ThreadRelance};
+use relance_shared::outbound::{EventPublisher, MarketplaceConfig, MarketplaceMessage, MarketplaceSender, SendError, SmsSender};
+use relance_shared::store::{CommitOutcome, DueItem, Store, StoreError};
+use serde::Serialize;
+use tokio::sync::{Mutex, OnceCell};
+
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Thread relances processed at once.
+    pub concurrency: usize,
+    /// Transient failures of one step before it is given up as `failed`.
+    pub max_attempts: u32,
+    /// How long a claim protects a step; longer than the function's timeout, so that a
+    /// live run's claim never expires.
+    pub claim_lease: Duration,
+    /// A run stops taking new items when less than this remains before its deadline.
+    pub time_margin: Duration,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            max_attempts: 5,
+            claim_lease: Duration::from_secs(900),
+            time_margin: Duration::from_secs(20),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    pub store: StoreConfig,
+    pub run: RunConfig,
+    pub events_topic_arn: String,
+    pub sms_per_second: u32,
+    pub marketplace: MarketplaceConfig,
+}
+
+impl SchedulerConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let defaults = RunConfig::default();
+        let run = RunConfig {
+            concurrency: parsed("SCHEDULER_CONCURRENCY", defaults.concurrency)?.max(1),
+            max_attempts: parsed("SEND_MAX_ATTEMPTS", defaults.max_attempts)?.max(1),
+            claim_lease: Duration::from_secs(parsed("CLAIM_LEASE_SECONDS", defaults.claim_lease.as_secs())?),
+            time_margin: Duration::from_secs(parsed("RUN_TIME_MARGIN_SECONDS", defaults.time_margin.as_secs())?),
+        };
+        Ok(Self {
+            store: StoreConfig::from_env()?,
+            run,
+            events_topic_arn: required("EVENTS_TOPIC_ARN")?,
+            sms_per_second: parsed("SMS_PER_SECOND", 20u32)?,
+            marketplace: MarketplaceConfig::from_env()?,
+        })
+    }
+}
+
+/// The senders a run uses.
+#[derive(Clone)]
+pub struct Senders {
+    pub sms: Arc<dyn SmsSender>,
+    pub marketplace: Arc<dyn MarketplaceSender>,
+    pub events: Arc<dyn EventPublisher>,
+}
+
+/// What a run did, returned as the invocation's result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RunSummary {
+    /// Index entries due at the run's time.
+    pub due: u64,
+    /// Messages that went out.
+    pub sent: u64,
+    /// Cycles that ended with their final status.
+    pub completed: u64,
+    pub failed: u64,
+    /// Steps that failed transiently and will be retried.
+    pub retried: u64,
+    /// Steps recorded as `unknown` after a run died between send and commit.
+    pub unknown: u64,
+    /// Due entries this run had no time for; the next run takes them.
+    pub left_for_next_run: u64,
+    /// Stops and cancellations announced with `relance.stopped`.
+    pub stopped: u64,
+    /// Due entries outside their tenant's sending window, moved to its next opening.
+    pub postponed: u64,
+    /// Due entries another run had claimed or that had moved on.
+    pub skipped: u64,
+    /// Domain events that could not be published (logged).
+    pub events_failed: u64,
+}
+
+/// What happened to one due entry.
+#[derive(Debug, Default)]
+struct ItemReport {
+    sent: bool,
+    completed: bool,
+    failed: bool,
+    retried: bool,
+    unknown: bool,
+    stopped: bool,
+    postponed: bool,
+    skipped: bool,
+    left: bool,
+    events_failed: u64,
+}
+
+impl RunSummary {
+    fn add(&mut self, r: &ItemReport) {
+        self.sent += u64::from(r.sent);
+        self.completed += u64::from(r.completed);
+        self.failed += u64::from(r.failed);
+        self.retried += u64::from(r.retried);
+        self.unknown += u64::from(r.unknown);
+        self.stopped += u64::from(r.stopped);
+        self.postponed += u64::from(r.postponed);
+        self.skipped += u64::from(r.skipped);
+        self.left_for_next_run += u64::from(r.left);
+        self.events_failed += r.events_failed;
+    }
+}
+
+pub struct Scheduler {
+    store: Store,
+    senders: Senders,
+    config: RunConfig,
+}
+
+/// Sending windows read once per tenant per run.
+#[derive(Default)]
+struct Windows(Mutex<HashMap<String, Arc<OnceCell<SendingWindow>>>>);
+
+impl Windows {
+    async fn get(&self, store: &Store, tenant: &str) -> Result<SendingWindow, StoreError> {
+        let cell = self.0.lock().await.entry(tenant.to_owned()).or_default().clone();
+        cell.get_or_try_init(|| store.get_settings(tenant)).await.cloned()
+    }
+}
+
+impl Scheduler {
+    pub fn new(store: Store, senders: Senders, config: RunConfig) -> Self {
+        Self { store, senders, config }
+    }
+
+    /// One run at `now`: every due entry of every shard, with bounded concurrency, until
+    /// `deadline` (less the margin) comes near.
+    pub async fn run(&self, now: DateTime<Utc>, deadline: Option<Instant>) -> Result<RunSummary, StoreError> {
+        let shards = futures::stream::iter(0..self.store.due_shards())
+            .map(|shard| self.store.query_due(shard, now))
+            .buffer_unordered(self.config.concurrency.min(16))
+            .collect::<Vec<_>>()
+            .await;
+        let mut due = Vec::new();
+        for shard in shards {
+            due.extend(shard?);
+        }
+        let mut summary = RunSummary { due: due.len() as u64, ..RunSummary::default() };
+        let windows = Windows::default();
+        let windows = &windows;
+        let mut reports = futures::stream::iter(due)
+            .map(|item| async move {
+                let out_of_time = deadline
+                    .is_some_and(|d| d.saturating_duration_since(Instant::now()) < self.config.time_margin);
+                if out_of_time {
+                    return ItemReport { left: true, ..ItemReport::default() };
+                }
+                match self.process(&item, now, windows).await {
+                    Ok(report) => report,
+                    Err(err) => {
+                        // The entry stays due; the next run tries again.
+                        tracing::error!(tenant = %item.tenant, thread = %item.thread_id, error = %err, "due entry not processed");
+                        ItemReport { left: true, ..ItemReport::default() }
+                    }
+                }
+            })
+            .buffer_unordered(self.config.concurrency);
+        while let Some(report) = reports.next().await {
+            summary.add(&report);
+        }
+        Ok(summary)
+    }
+
+    async fn process(&self, item: &DueItem, now: DateTime<Utc>, windows: &Windows) -> Result<ItemReport, StoreError> {
+        match item.state {
+            State::Active => self.step(item, now, windows).await,
+            State::Stopped | State::Cancelled => self.announce(item, now).await,
+            // Finished cycles leave the index when they finish; nothing to do.
+            State::Completed | State::Failed => Ok(ItemReport { skipped: true, ..ItemReport::default() }),
+        }
+    }
+
+    async fn step(&self, item: &DueItem, now: DateTime<Utc>, windows: &Windows) -> Result<ItemReport, StoreError> {
+        let window = windows.get(&self.store, &item.tenant).await?;
+        if !window.contains(now) {
+            let moved = self.store.postpone(item, now, window.next_opening(now)).await?;
+            return Ok(ItemReport { postponed: moved, skipped: !moved, ..ItemReport::default() });
+        }
+        let token = uuid::Uuid::new_v4().to_string();
+        // A replayed run's `now` may lie in the past: leases follow the later clock.
+        let lease_now = now.max(Utc::now());
+        let lease_until = lease_now + self.config.claim_lease;
+        let Some(claim) = self.store.claim(item, now, lease_now, lease_until, &token).await? else {
+            return Ok(ItemReport { skipped: true, ..ItemReport::default() });
+        };
+        let mut thread = claim.thread;
+        let Some(step) = thread.current_step() else {
+            return Ok(ItemReport { skipped: true, ..ItemReport::default() });
+        };
+        let result = if claim.expired_claim {
+            tracing::warn!(tenant = %item.tenant, thread = %item.thread_id, step = step.number, "claim expired without commit: recording the step as unknown");
+            SendResult::Unknown
+        } else {
+            match thread.message(step) {
+                None => SendResult::NothingToSend,
+                Some(text) => match self.send(&thread, step, text).await {
+                    Ok(()) => SendResult::Sent,
+                    Err(SendError::Transient(reason)) => SendResult::Transient(reason),
+                    Err(SendError::Permanent(reason)) => SendResult::Permanent(reason),
+                },
+            }
+        };
+        let mut after_end = thread.clone();
+        after_end.record_after_end(&result, step, now);
+        let events = thread.record(result.clone(), now, &window, self.config.max_attempts);
+        let mut report = ItemReport {
+            sent: result == SendResult::Sent,
+            unknown: result == SendResult::Unknown,
+            ..ItemReport::default()
+        };
+        match self.store.commit(&thread, &after_end, &token).await? {
+            CommitOutcome::Committed => {
+                report.completed = thread.state == State::Completed;
+                report.failed = thread.state == State::Failed;
+                report.retried = matches!(result, SendResult::Transient(_)) && thread.state == State::Active;
+                report.events_failed = self.publish(&events).await;
+            }
+            CommitOutcome::EndedMeanwhile => {
+                tracing::info!(tenant = %item.tenant, thread = %item.thread_id, "stopped during the send; the send is recorded, the cycle stays ended");
+                let sent: Vec<_> = events.into_iter().filter(|e| matches!(e.detail, EventDetail::Sent { .. })).collect();
+                report.events_failed = self.publish(&sent).await;
+            }
+            CommitOutcome::ClaimLost => {
+                tracing::warn!(tenant = %item.tenant, thread = %item.thread_id, "the thread got a new relance during the send; this send is not in its history");
+            }
+        }
+        Ok(report)
+    }
+
+    async fn send(&self, thread: &ThreadRelance, step: Step, text: &str) -> Result<(), SendError> {
+        match &thread.recipient {
+            Recipient::Phone(phone) => self.senders.sms.send_sms(phone, text).await,
+            Recipient::ConversationId(conversation_id) => {
+                let message = MarketplaceMessage {
+                    tenant_id: &thread.tenant_id,
+                    channel: &thread.channel,
+                    conversation_id,
+                    thread_id: &thread.thread_id,
+                    ticket_id: &thread.ticket_id,
+                    body: text,
+                };
+                self.senders.marketplace.send_message(&message, &thread.idempotency_key(step)).await
+            }
+        }
+    }
+
+    /// Publishes events in order; returns how many failed (they are logged).
+    async fn publish(&self, events: &[DomainEvent]) -> u64 {
+        let mut failed = 0;
+        for event in events {
+            if let Err(err) = self.senders.events.publish(event).await {
+                failed += 1;
+                tracing::error!(event = event.type_name(), tenant = %event.tenant_id, thread = %event.thread_id, error = %err, "domain event not published");
+            }
+        }
+        failed
+    }
+
+    /// Publishes the `relance.stopped` event of a stop or cancel, then takes the thread
+    /// out of the index. A failed publish leaves it due, so the event is never lost.
+    async fn announce(&self, item: &DueItem, now: DateTime<Utc>) -> Result<ItemReport, StoreError> {
+        let skipped = ItemReport { skipped: true, ..ItemReport::default() };
+        let Some(thread) = self.store.get_thread(&item.tenant, &item.thread_id).await? else {
+            return Ok(skipped);
+        };
+        if !thread.notify_pending || thread.state != item.state || thread.cycle != item.cycle {
+            return Ok(skipped);
+        }
+        if let Err(err) = self.senders.events.publish(&thread.stopped_event(now)).await {
+            tracing::error!(tenant = %item.tenant, thread = %item.thread_id, error = %err, "relance.stopped not published; retrying next run");
+            return Ok(ItemReport { left: true, events_failed: 1, ..ItemReport::default() });
+        }
+        let cleared = self.store.clear_notice(&thread).await?;
+        Ok(ItemReport { stopped: cleared, skipped: !cleared, ..ItemReport::default() })
+    }
+}

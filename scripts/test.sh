@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# `make test`: everything CI checks. Starts its own stand-in on ports that do not collide
+# with a running `make dev`, and stops it on the way out.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$ROOT"
+mkdir -p .dev
+
+MOTO_PORT=5155
+export RELANCE_TEST_ENDPOINT=http://127.0.0.1:$MOTO_PORT
+trap stop_all EXIT
+
+echo "==> format and lints"
+cargo fmt --all -- --check
+cfn-lint infra/template.yaml
+
+echo "==> moto on $RELANCE_TEST_ENDPOINT"
+start .dev/test-moto.log moto_server -H 127.0.0.1 -p $MOTO_PORT
+wait_for "$RELANCE_TEST_ENDPOINT/moto-api/" 60 moto
+
+echo "==> unit and integration tests"
+cargo test --workspace --locked
