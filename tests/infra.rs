@@ -8,12 +8,16 @@ use serde_yaml::Value;
 
 fn load(file: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
 }
 
 fn code_routes() -> BTreeSet<(String, String)> {
-    relance_api::routes().into_iter().map(|(path, method)| (path.to_owned(), method.to_string())).collect()
+    relance_api::routes()
+        .into_iter()
+        .map(|(path, method)| (path.to_owned(), method.to_string()))
+        .collect()
 }
 
 /// `!Ref X` and friends come out of YAML as tagged values; this reads through them.
@@ -42,13 +46,18 @@ fn openapi_documents_exactly_the_routes_the_router_serves() {
 #[test]
 fn the_template_routes_exactly_the_documented_api() {
     let template = load("infra/template.yaml");
-    let events = template["Resources"]["ApiFunction"]["Properties"]["Events"].as_mapping().expect("API events");
+    let events = template["Resources"]["ApiFunction"]["Properties"]["Events"]
+        .as_mapping()
+        .expect("API events");
     let routed: BTreeSet<(String, String)> = events
         .values()
         .filter(|event| event["Type"] == "HttpApi")
         .map(|event| {
             let props = &event["Properties"];
-            (props["Path"].as_str().unwrap().to_owned(), props["Method"].as_str().unwrap().to_uppercase())
+            (
+                props["Path"].as_str().unwrap().to_owned(),
+                props["Method"].as_str().unwrap().to_uppercase(),
+            )
         })
         .collect();
     assert_eq!(routed, code_routes());
@@ -59,7 +68,9 @@ fn the_template_table_matches_the_code() {
     let template = load("infra/template.yaml");
     let table = &template["Resources"]["Table"]["Properties"];
     let client = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::Config::builder().behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest()).build(),
+        aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build(),
     );
     let code = relance_shared::store::table_definition(&client, "any");
 
@@ -68,26 +79,53 @@ fn the_template_table_matches_the_code() {
             .as_sequence()
             .unwrap()
             .iter()
-            .map(|k| (k["AttributeName"].as_str().unwrap().to_owned(), k["KeyType"].as_str().unwrap().to_owned()))
+            .map(|k| {
+                (
+                    k["AttributeName"].as_str().unwrap().to_owned(),
+                    k["KeyType"].as_str().unwrap().to_owned(),
+                )
+            })
             .collect()
     };
-    let code_keys = |schema: &[aws_sdk_dynamodb::types::KeySchemaElement]| -> Vec<(String, String)> {
-        schema.iter().map(|k| (k.attribute_name().to_owned(), k.key_type().as_str().to_owned())).collect()
-    };
-    assert_eq!(keys(&table["KeySchema"]), code_keys(code.get_key_schema().as_deref().unwrap()));
+    let code_keys =
+        |schema: &[aws_sdk_dynamodb::types::KeySchemaElement]| -> Vec<(String, String)> {
+            schema
+                .iter()
+                .map(|k| {
+                    (
+                        k.attribute_name().to_owned(),
+                        k.key_type().as_str().to_owned(),
+                    )
+                })
+                .collect()
+        };
+    assert_eq!(
+        keys(&table["KeySchema"]),
+        code_keys(code.get_key_schema().as_deref().unwrap())
+    );
 
     let attributes: BTreeSet<(String, String)> = table["AttributeDefinitions"]
         .as_sequence()
         .unwrap()
         .iter()
-        .map(|a| (a["AttributeName"].as_str().unwrap().to_owned(), a["AttributeType"].as_str().unwrap().to_owned()))
+        .map(|a| {
+            (
+                a["AttributeName"].as_str().unwrap().to_owned(),
+                a["AttributeType"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     let code_attributes: BTreeSet<(String, String)> = code
         .get_attribute_definitions()
         .as_deref()
         .unwrap()
         .iter()
-        .map(|a| (a.attribute_name().to_owned(), a.attribute_type().as_str().to_owned()))
+        .map(|a| {
+            (
+                a.attribute_name().to_owned(),
+                a.attribute_type().as_str().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(attributes, code_attributes);
     assert_eq!(untag(&table["BillingMode"]), "PAY_PER_REQUEST");
@@ -99,16 +137,32 @@ fn the_template_table_matches_the_code() {
         assert_eq!(deployed["IndexName"].as_str().unwrap(), coded.index_name());
         assert_eq!(keys(&deployed["KeySchema"]), code_keys(coded.key_schema()));
         let projection = coded.projection().unwrap();
-        assert_eq!(deployed["Projection"]["ProjectionType"].as_str().unwrap(), projection.projection_type().unwrap().as_str());
-        let deployed_attrs: Vec<&str> =
-            deployed["Projection"]["NonKeyAttributes"].as_sequence().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+        assert_eq!(
+            deployed["Projection"]["ProjectionType"].as_str().unwrap(),
+            projection.projection_type().unwrap().as_str()
+        );
+        let deployed_attrs: Vec<&str> = deployed["Projection"]["NonKeyAttributes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
         assert_eq!(deployed_attrs, projection.non_key_attributes());
     }
-    assert_eq!(code_indexes[0].index_name(), relance_shared::store::DUE_INDEX);
+    assert_eq!(
+        code_indexes[0].index_name(),
+        relance_shared::store::DUE_INDEX
+    );
 
     // The scheduler may query exactly that index.
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml")).unwrap();
-    assert!(text.contains(&format!("${{Table.Arn}}/index/{}", relance_shared::store::DUE_INDEX)));
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml"),
+    )
+    .unwrap();
+    assert!(text.contains(&format!(
+        "${{Table.Arn}}/index/{}",
+        relance_shared::store::DUE_INDEX
+    )));
 }
 
 #[test]
@@ -119,9 +173,16 @@ fn nothing_deployed_turns_on_dev_auth() {
         let path = entry.unwrap().path();
         if path.is_file() {
             let text = std::fs::read_to_string(&path).unwrap_or_default();
-            assert!(!text.contains("RELANCE_DEV_AUTH"), "{} mentions RELANCE_DEV_AUTH", path.display());
+            assert!(
+                !text.contains("RELANCE_DEV_AUTH"),
+                "{} mentions RELANCE_DEV_AUTH",
+                path.display()
+            );
             checked += 1;
         }
     }
-    assert!(checked >= 2, "infra/ should hold the template and the OpenAPI document");
+    assert!(
+        checked >= 2,
+        "infra/ should hold the template and the OpenAPI document"
+    );
 }

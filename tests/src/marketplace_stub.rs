@@ -50,12 +50,21 @@ pub struct Stub {
 
 impl Stub {
     pub fn new(token: &str) -> Self {
-        Self { inner: Arc::default(), token: token.into() }
+        Self {
+            inner: Arc::default(),
+            token: token.into(),
+        }
     }
 
     pub fn router(&self) -> Router {
         Router::new()
-            .route("/messages", get(list).post(receive).delete(clear).head(|| async { StatusCode::OK }))
+            .route(
+                "/messages",
+                get(list)
+                    .post(receive)
+                    .delete(clear)
+                    .head(|| async { StatusCode::OK }),
+            )
             .route("/behaviour", put(set_behaviour))
             .with_state(self.clone())
     }
@@ -92,7 +101,11 @@ async fn set_behaviour(State(stub): State<Stub>, Json(behaviour): Json<Behaviour
     StatusCode::NO_CONTENT
 }
 
-async fn receive(State(stub): State<Stub>, headers: HeaderMap, Json(body): Json<Value>) -> StatusCode {
+async fn receive(
+    State(stub): State<Stub>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> StatusCode {
     let authorised = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -114,11 +127,18 @@ async fn receive(State(stub): State<Stub>, headers: HeaderMap, Json(body): Json<
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    let idempotency_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let idempotency_key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     stub.inner
         .lock()
         .expect("stub state")
         .received
-        .push(Received { idempotency_key, body, status });
+        .push(Received {
+            idempotency_key,
+            body,
+            status,
+        });
     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }

@@ -17,7 +17,9 @@ use relance_shared::domain::event::{DomainEvent, EventDetail};
 use relance_shared::domain::recipient::Recipient;
 use relance_shared::domain::settings::SendingWindow;
 use relance_shared::domain::thread::{SendResult, State, Step, ThreadRelance};
-use relance_shared::outbound::{EventPublisher, MarketplaceConfig, MarketplaceMessage, MarketplaceSender, SendError, SmsSender};
+use relance_shared::outbound::{
+    EventPublisher, MarketplaceConfig, MarketplaceMessage, MarketplaceSender, SendError, SmsSender,
+};
 use relance_shared::store::{CommitOutcome, DueItem, Store, StoreError};
 use serde::Serialize;
 use tokio::sync::{Mutex, OnceCell};
@@ -61,8 +63,14 @@ impl SchedulerConfig {
         let run = RunConfig {
             concurrency: parsed("SCHEDULER_CONCURRENCY", defaults.concurrency)?.max(1),
             max_attempts: parsed("SEND_MAX_ATTEMPTS", defaults.max_attempts)?.max(1),
-            claim_lease: Duration::from_secs(parsed("CLAIM_LEASE_SECONDS", defaults.claim_lease.as_secs())?),
-            time_margin: Duration::from_secs(parsed("RUN_TIME_MARGIN_SECONDS", defaults.time_margin.as_secs())?),
+            claim_lease: Duration::from_secs(parsed(
+                "CLAIM_LEASE_SECONDS",
+                defaults.claim_lease.as_secs(),
+            )?),
+            time_margin: Duration::from_secs(parsed(
+                "RUN_TIME_MARGIN_SECONDS",
+                defaults.time_margin.as_secs(),
+            )?),
         };
         Ok(Self {
             store: StoreConfig::from_env()?,
@@ -150,19 +158,35 @@ struct Windows(Mutex<HashMap<String, Arc<OnceCell<SendingWindow>>>>);
 
 impl Windows {
     async fn get(&self, store: &Store, tenant: &str) -> Result<SendingWindow, StoreError> {
-        let cell = self.0.lock().await.entry(tenant.to_owned()).or_default().clone();
-        cell.get_or_try_init(|| store.get_settings(tenant)).await.cloned()
+        let cell = self
+            .0
+            .lock()
+            .await
+            .entry(tenant.to_owned())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| store.get_settings(tenant))
+            .await
+            .cloned()
     }
 }
 
 impl Scheduler {
     pub fn new(store: Store, senders: Senders, config: RunConfig) -> Self {
-        Self { store, senders, config }
+        Self {
+            store,
+            senders,
+            config,
+        }
     }
 
     /// One run at `now`: every due entry of every shard, with bounded concurrency, until
     /// `deadline` (less the margin) comes near.
-    pub async fn run(&self, now: DateTime<Utc>, deadline: Option<Instant>) -> Result<RunSummary, StoreError> {
+    pub async fn run(
+        &self,
+        now: DateTime<Utc>,
+        deadline: Option<Instant>,
+    ) -> Result<RunSummary, StoreError> {
         let shards = futures::stream::iter(0..self.store.due_shards())
             .map(|shard| self.store.query_due(shard, now))
             .buffer_unordered(self.config.concurrency.min(16))
@@ -172,7 +196,10 @@ impl Scheduler {
         for shard in shards {
             due.extend(shard?);
         }
-        let mut summary = RunSummary { due: due.len() as u64, ..RunSummary::default() };
+        let mut summary = RunSummary {
+            due: due.len() as u64,
+            ..RunSummary::default()
+        };
         let windows = Windows::default();
         let windows = &windows;
         let mut reports = futures::stream::iter(due)
@@ -198,31 +225,61 @@ impl Scheduler {
         Ok(summary)
     }
 
-    async fn process(&self, item: &DueItem, now: DateTime<Utc>, windows: &Windows) -> Result<ItemReport, StoreError> {
+    async fn process(
+        &self,
+        item: &DueItem,
+        now: DateTime<Utc>,
+        windows: &Windows,
+    ) -> Result<ItemReport, StoreError> {
         match item.state {
             State::Active => self.step(item, now, windows).await,
             State::Stopped | State::Cancelled => self.announce(item, now).await,
             // Finished cycles leave the index when they finish; nothing to do.
-            State::Completed | State::Failed => Ok(ItemReport { skipped: true, ..ItemReport::default() }),
+            State::Completed | State::Failed => Ok(ItemReport {
+                skipped: true,
+                ..ItemReport::default()
+            }),
         }
     }
 
-    async fn step(&self, item: &DueItem, now: DateTime<Utc>, windows: &Windows) -> Result<ItemReport, StoreError> {
+    async fn step(
+        &self,
+        item: &DueItem,
+        now: DateTime<Utc>,
+        windows: &Windows,
+    ) -> Result<ItemReport, StoreError> {
         let window = windows.get(&self.store, &item.tenant).await?;
         if !window.contains(now) {
-            let moved = self.store.postpone(item, now, window.next_opening(now)).await?;
-            return Ok(ItemReport { postponed: moved, skipped: !moved, ..ItemReport::default() });
+            let moved = self
+                .store
+                .postpone(item, now, window.next_opening(now))
+                .await?;
+            return Ok(ItemReport {
+                postponed: moved,
+                skipped: !moved,
+                ..ItemReport::default()
+            });
         }
         let token = uuid::Uuid::new_v4().to_string();
         // A replayed run's `now` may lie in the past: leases follow the later clock.
         let lease_now = now.max(Utc::now());
         let lease_until = lease_now + self.config.claim_lease;
-        let Some(claim) = self.store.claim(item, now, lease_now, lease_until, &token).await? else {
-            return Ok(ItemReport { skipped: true, ..ItemReport::default() });
+        let Some(claim) = self
+            .store
+            .claim(item, now, lease_now, lease_until, &token)
+            .await?
+        else {
+            return Ok(ItemReport {
+                skipped: true,
+                ..ItemReport::default()
+            });
         };
         let mut thread = claim.thread;
         let Some(step) = thread.current_step() else {
-            return Ok(ItemReport { skipped: true, ..ItemReport::default() });
+            return Ok(ItemReport {
+                skipped: true,
+                ..ItemReport::default()
+            });
         };
         let result = if claim.expired_claim {
             tracing::warn!(tenant = %item.tenant, thread = %item.thread_id, step = step.number, "claim expired without commit: recording the step as unknown");
@@ -249,12 +306,16 @@ impl Scheduler {
             CommitOutcome::Committed => {
                 report.completed = thread.state == State::Completed;
                 report.failed = thread.state == State::Failed;
-                report.retried = matches!(result, SendResult::Transient(_)) && thread.state == State::Active;
+                report.retried =
+                    matches!(result, SendResult::Transient(_)) && thread.state == State::Active;
                 report.events_failed = self.publish(&events).await;
             }
             CommitOutcome::EndedMeanwhile => {
                 tracing::info!(tenant = %item.tenant, thread = %item.thread_id, "stopped during the send; the send is recorded, the cycle stays ended");
-                let sent: Vec<_> = events.into_iter().filter(|e| matches!(e.detail, EventDetail::Sent { .. })).collect();
+                let sent: Vec<_> = events
+                    .into_iter()
+                    .filter(|e| matches!(e.detail, EventDetail::Sent { .. }))
+                    .collect();
                 report.events_failed = self.publish(&sent).await;
             }
             CommitOutcome::ClaimLost => {
@@ -276,7 +337,10 @@ impl Scheduler {
                     ticket_id: &thread.ticket_id,
                     body: text,
                 };
-                self.senders.marketplace.send_message(&message, &thread.idempotency_key(step)).await
+                self.senders
+                    .marketplace
+                    .send_message(&message, &thread.idempotency_key(step))
+                    .await
             }
         }
     }
@@ -296,18 +360,34 @@ impl Scheduler {
     /// Publishes the `relance.stopped` event of a stop or cancel, then takes the thread
     /// out of the index. A failed publish leaves it due, so the event is never lost.
     async fn announce(&self, item: &DueItem, now: DateTime<Utc>) -> Result<ItemReport, StoreError> {
-        let skipped = ItemReport { skipped: true, ..ItemReport::default() };
+        let skipped = ItemReport {
+            skipped: true,
+            ..ItemReport::default()
+        };
         let Some(thread) = self.store.get_thread(&item.tenant, &item.thread_id).await? else {
             return Ok(skipped);
         };
         if !thread.notify_pending || thread.state != item.state || thread.cycle != item.cycle {
             return Ok(skipped);
         }
-        if let Err(err) = self.senders.events.publish(&thread.stopped_event(now)).await {
+        if let Err(err) = self
+            .senders
+            .events
+            .publish(&thread.stopped_event(now))
+            .await
+        {
             tracing::error!(tenant = %item.tenant, thread = %item.thread_id, error = %err, "relance.stopped not published; retrying next run");
-            return Ok(ItemReport { left: true, events_failed: 1, ..ItemReport::default() });
+            return Ok(ItemReport {
+                left: true,
+                events_failed: 1,
+                ..ItemReport::default()
+            });
         }
         let cleared = self.store.clear_notice(&thread).await?;
-        Ok(ItemReport { stopped: cleared, skipped: !cleared, ..ItemReport::default() })
+        Ok(ItemReport {
+            stopped: cleared,
+            skipped: !cleared,
+            ..ItemReport::default()
+        })
     }
 }

@@ -18,6 +18,18 @@ struct ScheduledEvent {
     time: DateTime<Utc>,
 }
 
+/// The invocation's deadline as an `Instant`. Local emulators may report a timeout
+/// instead of an epoch time; a deadline more than a day in the past means "none given".
+fn deadline(context: &lambda_runtime::Context) -> Option<Instant> {
+    let deadline = context.deadline();
+    let now = SystemTime::now();
+    match deadline.duration_since(now) {
+        Ok(remaining) => Some(Instant::now() + remaining),
+        Err(late) if late.duration() < Duration::from_secs(86_400) => Some(Instant::now()),
+        Err(_) => None,
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
@@ -28,7 +40,10 @@ async fn main() -> Result<(), Error> {
     let marketplace = HttpMarketplace::new(&config.marketplace)?;
     // Open every connection during init, not in the first run.
     store.warm_up().await?;
-    sns.get_topic_attributes().topic_arn(&config.events_topic_arn).send().await?;
+    sns.get_topic_attributes()
+        .topic_arn(&config.events_topic_arn)
+        .send()
+        .await?;
     marketplace.warm_up().await;
     let senders = Senders {
         sms: Arc::new(SnsSms::new(sns.clone(), config.sms_per_second)),
@@ -37,12 +52,13 @@ async fn main() -> Result<(), Error> {
     };
     let scheduler = Scheduler::new(store, senders, config.run);
     let scheduler = &scheduler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<ScheduledEvent>| async move {
-        let remaining = event.context.deadline().duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
-        let now = event.payload.time.trunc_subsecs(0);
-        let summary: RunSummary = scheduler.run(now, Some(Instant::now() + remaining)).await?;
-        tracing::info!(now = %now, ?summary, "run finished");
-        Ok::<_, Error>(summary)
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ScheduledEvent>| async move {
+            let now = event.payload.time.trunc_subsecs(0);
+            let summary: RunSummary = scheduler.run(now, deadline(&event.context)).await?;
+            tracing::info!(now = %now, ?summary, "run finished");
+            Ok::<_, Error>(summary)
+        },
+    ))
     .await
 }

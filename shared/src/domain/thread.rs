@@ -313,7 +313,8 @@ impl ThreadRelance {
     /// The key the marketplace connector deduplicates on: the same for every attempt at
     /// one step of one cycle, different for anything else.
     pub fn idempotency_key(&self, step: Step) -> String {
-        const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x5f0c_3c1e_7d2a_4b8e_9a61_2f4d_8c3b_1e07);
+        const NAMESPACE: uuid::Uuid =
+            uuid::Uuid::from_u128(0x5f0c_3c1e_7d2a_4b8e_9a61_2f4d_8c3b_1e07);
         let name = format!(
             "{}\n{}\n{}\n{}\n{}",
             self.tenant_id,

@@ -297,7 +297,12 @@ impl Store {
 
     /// Moves a due step that falls outside its tenant's sending window to the window's
     /// next opening, unless a live run has claimed it. False when it had moved on.
-    pub async fn postpone(&self, due: &DueItem, now: DateTime<Utc>, to: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub async fn postpone(
+        &self,
+        due: &DueItem,
+        now: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let lease_now = now.max(Utc::now());
         self.counters.write();
         let result = self
