@@ -238,3 +238,176 @@ pub fn with(mut base: Value, patch: Value) -> Value {
     }
     base
 }
+
+// ----- the scheduler side -----
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use relance_scheduler::{RunConfig, RunSummary, Scheduler, Senders};
+use relance_shared::outbound::{HttpMarketplace, MarketplaceConfig, SnsEvents, SnsSms};
+use relance_tests::marketplace_stub::Stub;
+
+pub const MARKETPLACE_TOKEN: &str = "test-marketplace-token";
+
+/// A world with everything the scheduler talks to: moto's SNS (SMS and an events topic of
+/// its own) and a marketplace stub of its own.
+pub struct Stack {
+    pub world: World,
+    pub topic: String,
+    pub stub: Stub,
+    pub stub_url: String,
+    pub sns: aws_sdk_sns::Client,
+}
+
+impl Stack {
+    pub async fn new() -> Self {
+        Self::on(World::new().await).await
+    }
+
+    pub async fn on(world: World) -> Self {
+        let sns = aws_sdk_sns::Client::new(&world.aws);
+        let topic = stack::create_topic(&sns, &stack::unique("events"))
+            .await
+            .expect("create the events topic");
+        let stub = Stub::new(MARKETPLACE_TOKEN);
+        let addr = stub
+            .spawn("127.0.0.1:0")
+            .await
+            .expect("start the marketplace stub");
+        Self {
+            world,
+            topic,
+            stub,
+            stub_url: format!("http://{addr}"),
+            sns,
+        }
+    }
+
+    pub fn api(&self, tenant: &str) -> Api {
+        self.world.api(tenant)
+    }
+
+    pub fn marketplace_config(&self) -> MarketplaceConfig {
+        MarketplaceConfig {
+            url: self.stub_url.clone(),
+            token: MARKETPLACE_TOKEN.to_owned(),
+            timeout: std::time::Duration::from_millis(500),
+            per_second: 0,
+        }
+    }
+
+    /// The production senders, pointed at the stand-ins.
+    pub fn senders(&self) -> Senders {
+        Senders {
+            sms: Arc::new(SnsSms::new(self.sns.clone(), 0)),
+            marketplace: Arc::new(HttpMarketplace::new(&self.marketplace_config()).unwrap()),
+            events: Arc::new(SnsEvents::new(self.sns.clone(), self.topic.clone())),
+        }
+    }
+
+    pub fn scheduler(&self) -> Scheduler {
+        self.scheduler_with(self.senders(), RunConfig::default())
+    }
+
+    pub fn scheduler_with(&self, senders: Senders, config: RunConfig) -> Scheduler {
+        Scheduler::new(self.world.store.clone(), senders, config)
+    }
+
+    pub async fn tick(&self, at: DateTime<Utc>) -> RunSummary {
+        self.scheduler()
+            .run(at, None)
+            .await
+            .expect("a scheduler run")
+    }
+
+    /// The domain events published on this stack's topic, oldest first.
+    pub async fn events(&self) -> Vec<Value> {
+        let data = moto_data().await;
+        let topic = data["sns"]["Topic"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["arn"] == self.topic.as_str())
+            .cloned()
+            .unwrap_or_default();
+        topic["sent_notifications"]
+            .as_array()
+            .map(|n| {
+                n.iter()
+                    .map(|n| serde_json::from_str(n[1].as_str().unwrap()).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub async fn event_types(&self) -> Vec<String> {
+        self.events()
+            .await
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+/// Everything moto holds (its SMS record among it).
+pub async fn moto_data() -> Value {
+    let url = format!("{}/moto-api/data.json", stack::test_endpoint());
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+/// The SMS texts moto recorded for one phone number (E.164), oldest first.
+pub async fn sms_to(phone: &str) -> Vec<String> {
+    sms_by_phone(&moto_data().await)
+        .remove(phone)
+        .unwrap_or_default()
+}
+
+pub fn sms_by_phone(data: &Value) -> std::collections::HashMap<String, Vec<String>> {
+    let mut by_phone: std::collections::HashMap<String, Vec<String>> =
+        std::collections::HashMap::new();
+    for sms in data["sns"]["SMS"].as_array().into_iter().flatten() {
+        by_phone
+            .entry(sms["phone_number"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(sms["message"].as_str().unwrap().to_owned());
+    }
+    by_phone
+}
+
+/// A French mobile number no other test uses: (as an agent types it, E.164).
+pub fn new_phone() -> (String, String) {
+    let digits = format!("{:08}", uuid::Uuid::new_v4().as_u128() % 100_000_000);
+    let national = format!(
+        "06 {} {} {} {}",
+        &digits[0..2],
+        &digits[2..4],
+        &digits[4..6],
+        &digits[6..8]
+    );
+    (national, format!("+336{digits}"))
+}
+
+pub fn time(value: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(
+        value
+            .as_str()
+            .unwrap_or_else(|| panic!("not a time: {value}")),
+    )
+    .unwrap()
+    .with_timezone(&Utc)
+}
+
+/// An attach request for an SMS relance.
+pub fn attach_sms(relance_id: &str, phone: &str, context: Value) -> Value {
+    json!({
+        "relance_id": relance_id, "ticket_id": "T-1", "ticket_status": "attente_client", "channel": "sms",
+        "recipient": {"phone": phone}, "context": context
+    })
+}
+
+/// Settings open every day, all day: dates in tests then follow the frequency exactly.
+pub fn always_open() -> Value {
+    json!({"timezone": "UTC", "window_start": "00:00", "window_end": "23:59",
+           "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]})
+}

@@ -2,4 +2,5 @@
 //! for moto, table and topic creation from the code's own definition, the marketplace stub.
 
 pub mod marketplace_stub;
+pub mod proxy;
 pub mod stack;

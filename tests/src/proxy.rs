@@ -1,0 +1,135 @@
+//! A counting proxy between an AWS SDK client and the stand-in: it forwards every request
+//! untouched and counts, per operation, requests and the items DynamoDB returned. Tests
+//! and benchmarks use it to count work independently of the code under test.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpCount {
+    pub requests: u64,
+    /// Items in the responses (`Items` of Query/Scan, `Item` of GetItem).
+    pub items: u64,
+}
+
+#[derive(Clone)]
+pub struct CountingProxy {
+    upstream: Arc<str>,
+    client: reqwest::Client,
+    counts: Arc<Mutex<BTreeMap<String, OpCount>>>,
+}
+
+impl CountingProxy {
+    pub fn new(upstream: &str) -> Self {
+        Self {
+            upstream: upstream.trim_end_matches('/').into(),
+            client: reqwest::Client::new(),
+            counts: Arc::default(),
+        }
+    }
+
+    /// Serves on a free loopback port in the background; returns its URL.
+    pub async fn spawn(&self) -> std::io::Result<String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr: SocketAddr = listener.local_addr()?;
+        let app = Router::new().fallback(forward).with_state(self.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(format!("http://{addr}"))
+    }
+
+    /// Counts per operation (`DynamoDB.Query`, `SNS.Publish`, ...).
+    pub fn counts(&self) -> BTreeMap<String, OpCount> {
+        self.counts.lock().expect("counts").clone()
+    }
+
+    pub fn reset(&self) {
+        self.counts.lock().expect("counts").clear();
+    }
+
+    pub fn get(&self, op: &str) -> OpCount {
+        self.counts().get(op).copied().unwrap_or_default()
+    }
+}
+
+fn operation(headers: &HeaderMap, body: &[u8]) -> String {
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        let op = target.rsplit('.').next().unwrap_or(target);
+        return format!("DynamoDB.{op}");
+    }
+    let action = url_action(body).unwrap_or_else(|| "unknown".to_owned());
+    format!("SNS.{action}")
+}
+
+fn url_action(body: &[u8]) -> Option<String> {
+    std::str::from_utf8(body)
+        .ok()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("Action="))
+        .map(str::to_owned)
+}
+
+fn items_in(body: &[u8]) -> u64 {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return 0;
+    };
+    if let Some(items) = value.get("Items").and_then(|i| i.as_array()) {
+        return items.len() as u64;
+    }
+    if value.get("Item").is_some() {
+        return 1;
+    }
+    if let Some(responses) = value.get("Responses").and_then(|r| r.as_object()) {
+        return responses
+            .values()
+            .filter_map(|t| t.as_array())
+            .map(|a| a.len() as u64)
+            .sum();
+    }
+    0
+}
+
+async fn forward(State(proxy): State<CountingProxy>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let op = operation(&parts.headers, &body);
+    let url = format!(
+        "{}{}",
+        proxy.upstream,
+        parts.uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    let mut upstream = proxy.client.request(parts.method.clone(), url).body(body);
+    for (name, value) in &parts.headers {
+        if name != "host" && name != "content-length" {
+            upstream = upstream.header(name, value);
+        }
+    }
+    let response = match upstream.send().await {
+        Ok(response) => response,
+        Err(_) => return StatusCode::BAD_GATEWAY.into_response(),
+    };
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes: Bytes = response.bytes().await.unwrap_or_default();
+    {
+        let mut counts = proxy.counts.lock().expect("counts");
+        let entry = counts.entry(op).or_default();
+        entry.requests += 1;
+        entry.items += items_in(&bytes);
+    }
+    let mut reply = (status, bytes).into_response();
+    for (name, value) in &headers {
+        if name != "content-length" && name != "transfer-encoding" {
+            reply.headers_mut().insert(name, value.clone());
+        }
+    }
+    reply
+}
