@@ -377,7 +377,8 @@ pub fn sms_by_phone(data: &Value) -> std::collections::HashMap<String, Vec<Strin
 
 /// A French mobile number no other test uses: (as an agent types it, E.164).
 pub fn new_phone() -> (String, String) {
-    let digits = format!("{:08}", uuid::Uuid::new_v4().as_u128() % 100_000_000);
+    // 061…: a range of French mobiles that is valid whatever follows.
+    let digits = format!("1{:07}", uuid::Uuid::new_v4().as_u128() % 10_000_000);
     let national = format!(
         "06 {} {} {} {}",
         &digits[0..2],
@@ -410,4 +411,79 @@ pub fn attach_sms(relance_id: &str, phone: &str, context: Value) -> Value {
 pub fn always_open() -> Value {
     json!({"timezone": "UTC", "window_start": "00:00", "window_end": "23:59",
            "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]})
+}
+
+// ----- seeding many thread relances at once -----
+
+use futures::StreamExt;
+use relance_shared::domain::thread::{Attach, AttachInput};
+
+/// Stores `count` active SMS thread relances of `tenant` whose first reminder is due at
+/// `due` (the tenant's window must be always open), through the store's own writes.
+/// Returns each thread's id and phone number (E.164).
+pub async fn seed_due(
+    stack: &Stack,
+    tenant: &str,
+    relance_id: &str,
+    count: usize,
+    due: DateTime<Utc>,
+) -> Vec<(String, String)> {
+    let store = &stack.world.store;
+    let relance = store.get_relance(tenant, relance_id).await.unwrap();
+    let response = store
+        .get_response(tenant, &relance.default_response_id)
+        .await
+        .unwrap();
+    let window = store.get_settings(tenant).await.unwrap();
+    let attached_at = due - chrono::Duration::days(i64::from(relance.frequency_days));
+    let threads: Vec<(String, String)> = (0..count)
+        .map(|i| {
+            (
+                format!("seed-{i}-{}", uuid::Uuid::new_v4().simple()),
+                new_phone().0,
+            )
+        })
+        .collect();
+    let stored = futures::stream::iter(threads)
+        .map(|(thread_id, phone)| {
+            let (relance, response, window) = (&relance, &response, &window);
+            async move {
+                let input: AttachInput = serde_json::from_value(attach_sms(
+                    relance_id,
+                    &phone,
+                    json!({"customer_name": "Client"}),
+                ))
+                .unwrap();
+                let Attach::Started(thread) = input
+                    .attach(
+                        tenant,
+                        &thread_id,
+                        relance,
+                        response,
+                        None,
+                        window,
+                        None,
+                        attached_at,
+                    )
+                    .unwrap()
+                else {
+                    panic!("a new thread starts a cycle")
+                };
+                assert_eq!(
+                    thread.next_relance_date,
+                    Some(due),
+                    "seeded threads are due at {due}"
+                );
+                store.put_thread(&thread, None).await.unwrap();
+                let relance_shared::domain::recipient::Recipient::Phone(e164) = thread.recipient
+                else {
+                    unreachable!()
+                };
+                (thread_id, e164)
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    stored
 }

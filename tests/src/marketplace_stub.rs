@@ -124,9 +124,7 @@ async fn receive(
         let status = if authorised { status } else { 401 };
         (status, behaviour.delay_ms)
     };
-    if delay > 0 {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-    }
+    // Recorded on arrival: a slow answer still means the connector got the message.
     let idempotency_key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -140,5 +138,8 @@ async fn receive(
             body,
             status,
         });
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }

@@ -1,0 +1,536 @@
+//! Faults, overlapping runs and interrupted runs: no customer gets a step twice, no thread
+//! relance is lost, and each ends in the state SPEC promises.
+
+mod harness;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use harness::{
+    Stack, always_open, attach_sms, moto_data, new_phone, relance_body, seed_due, sms_by_phone,
+    sms_to, time, with,
+};
+use relance_scheduler::{RunConfig, Senders};
+use relance_shared::outbound::{SendError, SmsSender};
+use relance_tests::marketplace_stub::Behaviour;
+use relance_tests::proxy::CountingProxy;
+use serde_json::json;
+use tokio::sync::Notify;
+
+/// Fails the next sends with scripted errors, then hands over to the real sender.
+struct ScriptedSms {
+    real: Arc<dyn SmsSender>,
+    script: Mutex<VecDeque<SendError>>,
+}
+
+impl SmsSender for ScriptedSms {
+    fn send_sms<'a>(
+        &'a self,
+        phone: &'a str,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<(), SendError>> {
+        let scripted = self.script.lock().unwrap().pop_front();
+        match scripted {
+            Some(err) => async move { Err(err) }.boxed(),
+            None => self.real.send_sms(phone, text),
+        }
+    }
+}
+
+/// Sends for real, then never returns: the process dies between send and commit.
+struct DiesAfterSend {
+    real: Arc<dyn SmsSender>,
+    sent: Arc<Notify>,
+}
+
+impl SmsSender for DiesAfterSend {
+    fn send_sms<'a>(
+        &'a self,
+        phone: &'a str,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<(), SendError>> {
+        async move {
+            self.real.send_sms(phone, text).await?;
+            self.sent.notify_one();
+            futures::future::pending().await
+        }
+        .boxed()
+    }
+}
+
+async fn open_sms_relance(stack: &Stack, tenant: &str) -> String {
+    let api = stack.api(tenant);
+    api.put("/settings", always_open()).await;
+    let reminder = api.response("Rappel", "Bonjour {{customer_name}}").await;
+    api.relance(relance_body("Relance", &reminder)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn attach_channel(stack: &Stack) -> DateTime<Utc> {
+    let api = stack.api("acme");
+    api.put("/settings", always_open()).await;
+    let reminder = api.response("Rappel", "Any news?").await;
+    let relance = api
+        .relance(with(
+            relance_body("Relance Amazon", &reminder),
+            json!({"send_type": "channel", "allowed_channels": ["amazon"]}),
+        ))
+        .await;
+    let attached = api
+        .put(
+            "/threads/th-1/relance",
+            json!({"relance_id": relance["id"], "ticket_id": "T-1", "ticket_status": "attente_client",
+                   "channel": "amazon", "recipient": {"conversation_id": "c-1"}}),
+        )
+        .await;
+    time(&attached.body["next_relance_date"])
+}
+
+async fn view(stack: &Stack) -> serde_json::Value {
+    stack.api("acme").get("/threads/th-1/relance").await.body
+}
+
+#[tokio::test]
+async fn a_marketplace_refusal_fails_the_relance_at_once() {
+    let stack = Stack::new().await;
+    let due = attach_channel(&stack).await;
+    stack.stub.set_behaviour(Behaviour {
+        status: Some(400),
+        ..Behaviour::default()
+    });
+
+    let run = stack.tick(due).await;
+    assert_eq!((run.sent, run.failed, run.retried), (0, 1, 0), "{run:?}");
+    let view = view(&stack).await;
+    assert_eq!(view["state"], "failed");
+    assert!(
+        view["state_reason"].as_str().unwrap().contains("400"),
+        "{view}"
+    );
+    assert_eq!(view["history"][0]["outcome"], "failed");
+    let events = stack.events().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["type"], "relance.failed");
+    assert!(events[0]["reason"].as_str().unwrap().contains("400"));
+
+    // Failed for good: later runs never try again.
+    stack.stub.set_behaviour(Behaviour::default());
+    assert_eq!(stack.tick(due + Duration::days(10)).await.due, 0);
+    assert_eq!(stack.stub.received().len(), 1);
+}
+
+#[tokio::test]
+async fn transient_marketplace_errors_are_retried_later_with_the_same_key() {
+    for status in [429u16, 500, 503, 408] {
+        let stack = Stack::new().await;
+        let due = attach_channel(&stack).await;
+        stack.stub.set_behaviour(Behaviour {
+            status: Some(status),
+            times: Some(1),
+            ..Behaviour::default()
+        });
+
+        let run = stack.tick(due).await;
+        assert_eq!(
+            (run.sent, run.retried, run.failed),
+            (0, 1, 0),
+            "{status}: {run:?}"
+        );
+        let after = view(&stack).await;
+        assert_eq!(after["state"], "active");
+        assert_eq!(after["history"][0]["outcome"], "retry");
+        let retry_at = time(&after["next_relance_date"]);
+        assert_eq!(
+            retry_at,
+            due + Duration::minutes(5),
+            "first retry five minutes later"
+        );
+
+        assert_eq!(stack.tick(retry_at - Duration::seconds(1)).await.due, 0);
+        let run = stack.tick(retry_at).await;
+        assert_eq!(run.sent, 1, "{status}: {run:?}");
+        let received = stack.stub.received();
+        assert_eq!(
+            received.iter().map(|m| m.status).collect::<Vec<_>>(),
+            [status, 202]
+        );
+        assert_eq!(
+            received[0].idempotency_key, received[1].idempotency_key,
+            "a retry is the same message to the connector"
+        );
+        assert_eq!(view(&stack).await["messages_sent"], 1);
+    }
+}
+
+#[tokio::test]
+async fn a_connector_too_slow_for_the_timeout_is_retried_safely() {
+    let stack = Stack::new().await;
+    let due = attach_channel(&stack).await;
+    stack.stub.set_behaviour(Behaviour {
+        status: None,
+        delay_ms: 1_500,
+        times: None,
+    });
+
+    let run = stack.tick(due).await;
+    assert_eq!(run.retried, 1, "{run:?}");
+    assert!(
+        view(&stack).await["history"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("timed out")
+    );
+    stack.stub.set_behaviour(Behaviour::default());
+    stack.tick(due + Duration::minutes(5)).await;
+    let received = stack.stub.received();
+    assert_eq!(
+        received.len(),
+        2,
+        "the slow request arrived, then the retry"
+    );
+    assert_eq!(
+        received[0].idempotency_key, received[1].idempotency_key,
+        "so the connector can drop the repeat"
+    );
+    assert_eq!(view(&stack).await["messages_sent"], 1);
+}
+
+#[tokio::test]
+async fn retries_stop_after_the_configured_attempts() {
+    let stack = Stack::new().await;
+    let mut at = attach_channel(&stack).await;
+    stack.stub.set_behaviour(Behaviour {
+        status: Some(503),
+        ..Behaviour::default()
+    });
+    let config = RunConfig {
+        max_attempts: 3,
+        ..RunConfig::default()
+    };
+    for attempt in 1..=3 {
+        let run = stack
+            .scheduler_with(stack.senders(), config.clone())
+            .run(at, None)
+            .await
+            .unwrap();
+        let view = view(&stack).await;
+        if attempt < 3 {
+            assert_eq!(run.retried, 1);
+            at = time(&view["next_relance_date"]);
+        } else {
+            assert_eq!(run.failed, 1, "{run:?}");
+            assert_eq!(view["state"], "failed");
+            assert!(
+                view["state_reason"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("gave up after 3 attempts"),
+                "{view}"
+            );
+        }
+    }
+    assert_eq!(stack.stub.received().len(), 3);
+    assert_eq!(stack.event_types().await, ["relance.failed"]);
+}
+
+#[tokio::test]
+async fn sns_throttling_is_retried_and_a_refused_number_fails() {
+    let stack = Stack::new().await;
+    let api = stack.api("acme");
+    let relance = open_sms_relance(&stack, "acme").await;
+    let (typed, phone) = new_phone();
+    let attached = api
+        .put(
+            "/threads/th-1/relance",
+            attach_sms(&relance, &typed, json!({"customer_name": "Léa"})),
+        )
+        .await;
+    let (typed2, phone2) = new_phone();
+    api.put(
+        "/threads/th-2/relance",
+        attach_sms(&relance, &typed2, json!({"customer_name": "Léo"})),
+    )
+    .await;
+    let due = time(&attached.body["next_relance_date"]);
+
+    let senders = |script: Vec<SendError>| Senders {
+        sms: Arc::new(ScriptedSms {
+            real: stack.senders().sms,
+            script: Mutex::new(script.into()),
+        }),
+        ..stack.senders()
+    };
+    // One run, two threads, both SMS throttled.
+    let throttled = SendError::Transient("SMS refused by SNS (Throttling): Rate exceeded".into());
+    let run = stack
+        .scheduler_with(
+            senders(vec![throttled.clone(), throttled]),
+            RunConfig::default(),
+        )
+        .run(due, None)
+        .await
+        .unwrap();
+    assert_eq!(run.retried, 2, "{run:?}");
+    assert!(sms_to(&phone).await.is_empty());
+
+    // On the retry, SNS refuses one number for good and sends the other.
+    let invalid =
+        SendError::Permanent("SMS refused by SNS (InvalidParameter): Invalid phone number".into());
+    let concurrency_one = RunConfig {
+        concurrency: 1,
+        ..RunConfig::default()
+    };
+    let run = stack
+        .scheduler_with(senders(vec![invalid]), concurrency_one)
+        .run(due + Duration::minutes(5), None)
+        .await
+        .unwrap();
+    assert_eq!((run.sent, run.failed), (1, 1), "{run:?}");
+    let delivered = sms_to(&phone).await.len() + sms_to(&phone2).await.len();
+    assert_eq!(delivered, 1);
+    let states: Vec<String> = futures::future::join_all(["th-1", "th-2"].map(|t| {
+        let api = api.clone();
+        async move {
+            api.get(&format!("/threads/{t}/relance")).await.body["state"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    }))
+    .await;
+    assert!(
+        states.contains(&"failed".to_owned()) && states.contains(&"active".to_owned()),
+        "{states:?}"
+    );
+    let types = stack.event_types().await;
+    assert_eq!(types.iter().filter(|t| *t == "relance.failed").count(), 1);
+    assert_eq!(types.iter().filter(|t| *t == "relance.sent").count(), 1);
+}
+
+#[tokio::test]
+async fn two_overlapping_runs_send_each_step_exactly_once() {
+    let stack = Stack::new().await;
+    let relance = open_sms_relance(&stack, "acme").await;
+    let due = (Utc::now() + Duration::days(3)).trunc_subsecs(0);
+    let threads = seed_due(&stack, "acme", &relance, 500, due).await;
+
+    let (first, second) = tokio::join!(stack.tick(due), stack.tick(due));
+    assert_eq!(
+        first.due + second.due,
+        1_000,
+        "both runs saw every due thread"
+    );
+    assert_eq!(first.sent + second.sent, 500, "{first:?} {second:?}");
+    assert_eq!(
+        first.skipped + second.skipped,
+        500,
+        "each thread was skipped by the run that lost its claim"
+    );
+
+    let sms = sms_by_phone(&moto_data().await);
+    for (thread, phone) in &threads {
+        assert_eq!(
+            sms.get(phone).map(Vec::len),
+            Some(1),
+            "thread {thread} got {:?}",
+            sms.get(phone)
+        );
+    }
+    // Every thread advanced to its second reminder.
+    let again = stack.tick(due + Duration::minutes(5)).await;
+    assert_eq!(again.due, 0, "{again:?}");
+    let later = stack.tick(due + Duration::days(2)).await;
+    assert_eq!(later.sent, 500);
+}
+
+#[tokio::test]
+async fn a_run_killed_between_send_and_commit_never_sends_that_step_again() {
+    let stack = Stack::new().await;
+    let api = stack.api("acme");
+    let relance = open_sms_relance(&stack, "acme").await;
+    let (typed, phone) = new_phone();
+    let attached = api
+        .put(
+            "/threads/th-1/relance",
+            attach_sms(&relance, &typed, json!({"customer_name": "Léa"})),
+        )
+        .await;
+    let due = time(&attached.body["next_relance_date"]);
+
+    let sent = Arc::new(Notify::new());
+    let dying = stack.scheduler_with(
+        Senders {
+            sms: Arc::new(DiesAfterSend {
+                real: stack.senders().sms,
+                sent: sent.clone(),
+            }),
+            ..stack.senders()
+        },
+        RunConfig::default(),
+    );
+    let run = tokio::spawn(async move { dying.run(due, None).await });
+    sent.notified().await;
+    run.abort();
+    assert_eq!(sms_to(&phone).await.len(), 1, "the customer got reminder 1");
+
+    // While the dead run's claim could still be live, nobody touches the step.
+    let meanwhile = stack.tick(due + Duration::minutes(1)).await;
+    assert_eq!(
+        (meanwhile.sent, meanwhile.unknown, meanwhile.skipped),
+        (0, 0, 1),
+        "{meanwhile:?}"
+    );
+
+    // Once the claim expired, the step is recorded as unknown and not sent again.
+    let after = stack.tick(due + Duration::hours(1)).await;
+    assert_eq!((after.sent, after.unknown), (0, 1), "{after:?}");
+    assert_eq!(sms_to(&phone).await.len(), 1);
+    let view = api.get("/threads/th-1/relance").await.body;
+    assert_eq!(view["history"][0]["outcome"], "unknown");
+    assert_eq!(view["history"][0]["step"], 1);
+    assert_eq!(view["state"], "active");
+
+    // The cycle goes on with reminder 2.
+    let next = time(&view["next_relance_date"]);
+    assert!(
+        next >= due + Duration::hours(1) + Duration::days(2),
+        "not bunched after the unknown step"
+    );
+    assert_eq!(stack.tick(next).await.sent, 1);
+    assert_eq!(sms_to(&phone).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_run_reads_only_about_as_many_items_as_are_due() {
+    let stack = Stack::new().await;
+    let relance = open_sms_relance(&stack, "acme").await;
+    let due = (Utc::now() + Duration::days(3)).trunc_subsecs(0);
+    seed_due(&stack, "acme", &relance, 1_000, due + Duration::days(30)).await;
+    seed_due(&stack, "acme", &relance, 10, due).await;
+
+    // The scheduler talks to DynamoDB through a proxy that counts what it returns.
+    let proxy = CountingProxy::new(&relance_tests::stack::test_endpoint());
+    let url = proxy.spawn().await.unwrap();
+    let aws = relance_tests::stack::sdk_config(&url).await;
+    let store = relance_shared::store::Store::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        &relance_shared::config::StoreConfig {
+            table_name: stack.world.table.clone(),
+            due_shards: 4,
+        },
+    );
+    let run = relance_scheduler::Scheduler::new(store, stack.senders(), RunConfig::default())
+        .run(due, None)
+        .await
+        .unwrap();
+    assert_eq!((run.due, run.sent), (10, 10));
+
+    let counts = proxy.counts();
+    let query = proxy.get("DynamoDB.Query");
+    let get = proxy.get("DynamoDB.GetItem");
+    assert_eq!(
+        proxy.get("DynamoDB.Scan").requests,
+        0,
+        "never a scan: {counts:?}"
+    );
+    assert_eq!(query.requests, 4, "one query per shard: {counts:?}");
+    assert_eq!(
+        query.items, 10,
+        "the index returned only the due items: {counts:?}"
+    );
+    assert_eq!(
+        get.items, 1,
+        "one settings read for the one tenant: {counts:?}"
+    );
+    assert!(query.items + get.items <= 11, "{counts:?}");
+    assert_eq!(
+        proxy.get("DynamoDB.UpdateItem").requests,
+        10,
+        "one claim per step: {counts:?}"
+    );
+    assert_eq!(
+        proxy.get("DynamoDB.PutItem").requests,
+        10,
+        "one commit per step: {counts:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_short_of_time_leaves_the_rest_for_the_next_run() {
+    let stack = Stack::new().await;
+    let relance = open_sms_relance(&stack, "acme").await;
+    let due = (Utc::now() + Duration::days(3)).trunc_subsecs(0);
+    let threads = seed_due(&stack, "acme", &relance, 20, due).await;
+
+    let config = RunConfig {
+        time_margin: StdDuration::from_secs(20),
+        concurrency: 2,
+        ..RunConfig::default()
+    };
+    let scheduler = stack.scheduler_with(stack.senders(), config);
+    // Less time left than the margin: the run takes nothing new and says so.
+    let short = scheduler
+        .run(due, Some(Instant::now() + StdDuration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (short.due, short.sent, short.left_for_next_run),
+        (20, 0, 20),
+        "{short:?}"
+    );
+    let next = scheduler
+        .run(due + Duration::minutes(5), None)
+        .await
+        .unwrap();
+    assert_eq!((next.due, next.sent), (20, 20), "{next:?}");
+    let sms = sms_by_phone(&moto_data().await);
+    assert!(
+        threads
+            .iter()
+            .all(|(_, phone)| sms.get(phone).map(Vec::len) == Some(1))
+    );
+}
+
+#[tokio::test]
+async fn a_step_due_outside_the_window_waits_for_the_next_opening() {
+    let stack = Stack::new().await;
+    let api = stack.api("acme");
+    let relance = open_sms_relance(&stack, "acme").await;
+    let (typed, phone) = new_phone();
+    let attached = api
+        .put(
+            "/threads/th-1/relance",
+            attach_sms(&relance, &typed, json!({"customer_name": "Léa"})),
+        )
+        .await;
+    let due = time(&attached.body["next_relance_date"]);
+    // The admin narrows the window after the attachment: 10:00–11:00 UTC, every day.
+    api.put(
+        "/settings",
+        with(
+            always_open(),
+            json!({"window_start": "10:00", "window_end": "11:00"}),
+        ),
+    )
+    .await;
+
+    let night = due.date_naive().and_hms_opt(23, 0, 0).unwrap().and_utc();
+    let run = stack.tick(night).await;
+    assert_eq!((run.sent, run.postponed), (0, 1), "{run:?}");
+    let opening = time(&api.get("/threads/th-1/relance").await.body["next_relance_date"]);
+    assert_eq!(
+        opening,
+        (night.date_naive() + chrono::Days::new(1))
+            .and_hms_opt(10, 0, 0)
+            .unwrap()
+            .and_utc()
+    );
+    assert!(sms_to(&phone).await.is_empty());
+    assert_eq!(stack.tick(opening).await.sent, 1);
+}
