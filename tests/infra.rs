@@ -186,3 +186,34 @@ fn nothing_deployed_turns_on_dev_auth() {
         "infra/ should hold the template and the OpenAPI document"
     );
 }
+
+/// Does a concrete path match a route template such as `/relances/{id}`?
+fn matches(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| t.starts_with('{') || t == p)
+}
+
+#[test]
+fn every_route_has_a_sample_api_gateway_event() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/api");
+    let mut covered = BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Each sample is a valid API Gateway v2 request with verified claims.
+        let request = lambda_http::request::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(
+            event["requestContext"]["authorizer"]["jwt"]["claims"]["custom:tenant_id"].is_string()
+        );
+        let route = code_routes()
+            .into_iter()
+            .find(|(template, method)| {
+                matches(template, request.uri().path()) && *method == request.method().as_str()
+            })
+            .unwrap_or_else(|| panic!("{} matches no route", path.display()));
+        covered.insert(route);
+    }
+    assert_eq!(covered, code_routes(), "one sample per route");
+}
