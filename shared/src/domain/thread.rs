@@ -594,3 +594,362 @@ pub struct ThreadView {
     pub attached_at: String,
     pub history: Vec<HistoryView>,
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+
+    use super::*;
+    use crate::domain::recipient::RecipientInput;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn response(body: &str) -> Response {
+        Response {
+            id: "r".into(),
+            title: "Rappel".into(),
+            body: body.into(),
+            placeholders: vec![],
+            created_at: utc("2026-01-01T00:00:00Z"),
+            updated_at: utc("2026-01-01T00:00:00Z"),
+            version: 1,
+        }
+    }
+
+    fn relance(max_sends: u32) -> Relance {
+        Relance {
+            id: "rel-1".into(),
+            name: "Relance".into(),
+            frequency_days: 2,
+            max_sends,
+            allowed_channels: vec!["sms".into()],
+            default_response_id: "r".into(),
+            end_response_id: None,
+            final_status: "resolu".into(),
+            send_type: SendType::Sms,
+            created_at: utc("2026-01-01T00:00:00Z"),
+            updated_at: utc("2026-01-01T00:00:00Z"),
+            version: 1,
+        }
+    }
+
+    fn input() -> AttachInput {
+        AttachInput {
+            relance_id: "rel-1".into(),
+            ticket_id: "T-1".into(),
+            ticket_status: WAITING_STATUS.into(),
+            channel: "sms".into(),
+            recipient: RecipientInput {
+                phone: Some("0612345678".into()),
+                conversation_id: None,
+            },
+            context: HashMap::from([("name".to_owned(), "Léa".to_owned())]),
+        }
+    }
+
+    /// Every day, all day, in UTC: dates follow the frequency exactly.
+    fn open() -> SendingWindow {
+        SendingWindow {
+            timezone: chrono_tz::UTC,
+            start: chrono::NaiveTime::from_hms_opt(0, 0, 0).unwrap(),
+            end: chrono::NaiveTime::from_hms_opt(23, 59, 0).unwrap(),
+            days: [true; 7],
+            holidays: Default::default(),
+        }
+    }
+
+    const T0: &str = "2026-12-07T10:00:00Z";
+
+    fn attached(max_sends: u32, end: Option<&Response>) -> ThreadRelance {
+        let reminder = response("Bonjour {{name}}");
+        match input()
+            .attach(
+                "acme",
+                "th-1",
+                &relance(max_sends),
+                &reminder,
+                end,
+                &open(),
+                None,
+                utc(T0),
+            )
+            .unwrap()
+        {
+            Attach::Started(thread) => *thread,
+            Attach::Unchanged => panic!("a first attach starts a cycle"),
+        }
+    }
+
+    #[test]
+    fn attach_snapshots_the_rendered_messages_and_schedules_reminder_one() {
+        let thread = attached(3, Some(&response("Fin pour {{name}}")));
+        assert_eq!(thread.reminder_text, "Bonjour Léa");
+        assert_eq!(thread.end_text.as_deref(), Some("Fin pour Léa"));
+        assert_eq!(thread.recipient, Recipient::Phone("+33612345678".into()));
+        assert_eq!(
+            (thread.cycle, thread.step, thread.state),
+            (1, 1, State::Active)
+        );
+        assert_eq!(thread.next_relance_date, Some(utc(T0) + Duration::days(2)));
+    }
+
+    #[test]
+    fn attach_refusals_name_their_field() {
+        let refuse = |change: fn(&mut AttachInput)| {
+            let mut request = input();
+            change(&mut request);
+            request
+                .attach(
+                    "acme",
+                    "th-1",
+                    &relance(3),
+                    &response("Bonjour {{name}}"),
+                    None,
+                    &open(),
+                    None,
+                    utc(T0),
+                )
+                .unwrap_err()
+                .code
+        };
+        assert_eq!(refuse(|r| r.ticket_status = "ouvert".into()), "not_waiting");
+        assert_eq!(
+            refuse(|r| r.channel = "amazon".into()),
+            "channel_not_allowed"
+        );
+        assert_eq!(refuse(|r| r.context.clear()), "missing_placeholder");
+        assert_eq!(
+            refuse(|r| {
+                r.context.insert("name".into(), "x".repeat(1_001));
+            }),
+            "too_long"
+        );
+        assert_eq!(
+            refuse(|r| {
+                r.context.insert("Bad Key".into(), "x".into());
+            }),
+            "invalid_key"
+        );
+        assert_eq!(refuse(|r| r.ticket_id = "T 1".into()), "invalid_id");
+        let long = "x".repeat(SMS_MAX);
+        let too_long = input()
+            .attach(
+                "acme",
+                "th-1",
+                &relance(3),
+                &response(&format!("{long}{{{{name}}}}")),
+                None,
+                &open(),
+                None,
+                utc(T0),
+            )
+            .unwrap_err();
+        assert_eq!(too_long.code, "message_too_long");
+    }
+
+    #[test]
+    fn the_same_relance_again_is_a_no_op_and_another_one_starts_a_new_cycle() {
+        let current = attached(3, None);
+        let again = input().attach(
+            "acme",
+            "th-1",
+            &relance(3),
+            &response("x {{name}}"),
+            None,
+            &open(),
+            Some(&current),
+            utc(T0),
+        );
+        assert_eq!(again.unwrap(), Attach::Unchanged);
+        let other = Relance {
+            id: "rel-2".into(),
+            ..relance(3)
+        };
+        let replaced = input()
+            .attach(
+                "acme",
+                "th-1",
+                &other,
+                &response("x"),
+                None,
+                &open(),
+                Some(&current),
+                utc(T0) + Duration::hours(1),
+            )
+            .unwrap();
+        let Attach::Started(next) = replaced else {
+            panic!("replacing starts a cycle")
+        };
+        assert_eq!((next.cycle, next.step, next.messages_sent), (2, 1, 0));
+    }
+
+    #[test]
+    fn a_cycle_sends_each_reminder_then_completes_with_the_final_status() {
+        let mut thread = attached(2, Some(&response("Fin")));
+        let mut now = thread.next_relance_date.unwrap();
+        let mut types = Vec::new();
+        for _ in 0..3 {
+            let step = thread.current_step().unwrap();
+            assert!(thread.message(step).is_some());
+            types.extend(
+                thread
+                    .record(SendResult::Sent, now, &open(), 5)
+                    .iter()
+                    .map(DomainEvent::type_name),
+            );
+            if let Some(next) = thread.next_relance_date {
+                assert_eq!(next, now + Duration::days(2));
+                now = next;
+            }
+        }
+        assert_eq!(
+            types,
+            [
+                "relance.sent",
+                "relance.sent",
+                "relance.sent",
+                "relance.completed"
+            ]
+        );
+        assert_eq!(
+            (thread.state, thread.messages_sent, thread.next_relance_date),
+            (State::Completed, 3, None)
+        );
+        assert_eq!(thread.current_step(), None);
+        assert_eq!(thread.history.len(), 3);
+        assert_eq!(thread.history[2].kind, StepKind::End);
+    }
+
+    #[test]
+    fn without_an_end_response_the_end_step_sends_nothing_and_completes() {
+        let mut thread = attached(1, None);
+        let now = thread.next_relance_date.unwrap();
+        thread.record(SendResult::Sent, now, &open(), 5);
+        let end = thread.current_step().unwrap();
+        assert_eq!((end.kind, thread.message(end)), (StepKind::End, None));
+        let events = thread.record(
+            SendResult::NothingToSend,
+            now + Duration::days(2),
+            &open(),
+            5,
+        );
+        assert_eq!(
+            events
+                .iter()
+                .map(DomainEvent::type_name)
+                .collect::<Vec<_>>(),
+            ["relance.completed"]
+        );
+        assert_eq!((thread.state, thread.messages_sent), (State::Completed, 1));
+    }
+
+    #[test]
+    fn transient_failures_back_off_then_fail_and_permanent_ones_fail_at_once() {
+        let mut thread = attached(3, None);
+        let now = thread.next_relance_date.unwrap();
+        assert!(
+            thread
+                .record(SendResult::Transient("503".into()), now, &open(), 3)
+                .is_empty()
+        );
+        assert_eq!(thread.next_relance_date, Some(now + Duration::minutes(5)));
+        thread.record(
+            SendResult::Transient("503".into()),
+            now + Duration::minutes(5),
+            &open(),
+            3,
+        );
+        assert_eq!(thread.next_relance_date, Some(now + Duration::minutes(15)));
+        let events = thread.record(
+            SendResult::Transient("503".into()),
+            now + Duration::minutes(15),
+            &open(),
+            3,
+        );
+        assert_eq!(events[0].type_name(), "relance.failed");
+        assert_eq!(thread.state, State::Failed);
+        assert_eq!(
+            thread.state_reason.as_deref(),
+            Some("gave up after 3 attempts: 503")
+        );
+
+        let mut thread = attached(3, None);
+        let events = thread.record(SendResult::Permanent("opted out".into()), now, &open(), 3);
+        assert_eq!(
+            (events.len(), thread.state, thread.next_relance_date),
+            (1, State::Failed, None)
+        );
+    }
+
+    #[test]
+    fn an_unknown_outcome_moves_on_without_counting_a_send() {
+        let mut thread = attached(3, None);
+        let now = thread.next_relance_date.unwrap() + Duration::hours(1);
+        assert!(
+            thread
+                .record(SendResult::Unknown, now, &open(), 5)
+                .is_empty()
+        );
+        assert_eq!((thread.step, thread.messages_sent), (2, 0));
+        assert_eq!(thread.history[0].outcome, Outcome::Unknown);
+        assert_eq!(
+            thread.next_relance_date,
+            Some(now + Duration::days(2)),
+            "spaced from the possible send"
+        );
+    }
+
+    #[test]
+    fn ending_early_only_applies_to_an_active_cycle() {
+        let mut thread = attached(3, None);
+        let now = utc(T0) + Duration::hours(1);
+        assert!(thread.end_early(State::Stopped, "ticket status changed to ferme".into(), now));
+        assert_eq!(
+            (
+                thread.state,
+                thread.notify_pending,
+                thread.next_relance_date
+            ),
+            (State::Stopped, true, Some(now))
+        );
+        assert_eq!(
+            thread.view(chrono_tz::UTC).next_relance_date,
+            None,
+            "the panel shows no next date"
+        );
+        assert!(!thread.end_early(State::Cancelled, "again".into(), now));
+        assert!(
+            thread.record(SendResult::Sent, now, &open(), 5).is_empty(),
+            "an ended cycle never advances"
+        );
+        let event = thread.stopped_event(now);
+        assert_eq!(event.type_name(), "relance.stopped");
+    }
+
+    #[test]
+    fn idempotency_keys_differ_per_step_and_cycle_and_repeat_for_retries() {
+        let thread = attached(3, None);
+        let step = |number| Step {
+            number,
+            kind: StepKind::Reminder,
+        };
+        assert_eq!(
+            thread.idempotency_key(step(1)),
+            thread.idempotency_key(step(1))
+        );
+        assert_ne!(
+            thread.idempotency_key(step(1)),
+            thread.idempotency_key(step(2))
+        );
+        let next_cycle = ThreadRelance {
+            cycle: 2,
+            ..thread.clone()
+        };
+        assert_ne!(
+            thread.idempotency_key(step(1)),
+            next_cycle.idempotency_key(step(1))
+        );
+    }
+}
