@@ -17,6 +17,10 @@ test: $(TOOLS)
 tick:
 	scripts/tick.sh "$(AT)"
 
+## fuzz: a long schemathesis campaign against the API (make test runs a short one)
+fuzz: $(TOOLS)
+	scripts/fuzz.sh $(or $(EXAMPLES),300)
+
 ## lint: cfn-lint on the SAM template
 lint: $(TOOLS)
 	$(VENV)/bin/cfn-lint infra/template.yaml

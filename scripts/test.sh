@@ -20,3 +20,7 @@ wait_for "$RELANCE_TEST_ENDPOINT/moto-api/" 60 moto
 
 echo "==> unit and integration tests"
 cargo test --workspace --locked
+
+echo "==> fuzzing the API from its OpenAPI document (bounded; make fuzz runs longer)"
+stop_all
+scripts/fuzz.sh 20
