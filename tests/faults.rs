@@ -534,3 +534,78 @@ async fn a_step_due_outside_the_window_waits_for_the_next_opening() {
     assert!(sms_to(&phone).await.is_empty());
     assert_eq!(stack.tick(opening).await.sent, 1);
 }
+
+/// Fails the next publishes, then hands over to the real topic.
+struct FlakyEvents {
+    real: Arc<dyn relance_shared::outbound::EventPublisher>,
+    failures: Mutex<u32>,
+}
+
+impl relance_shared::outbound::EventPublisher for FlakyEvents {
+    fn publish<'a>(
+        &'a self,
+        event: &'a relance_shared::domain::event::DomainEvent,
+    ) -> BoxFuture<'a, Result<(), SendError>> {
+        let mut failures = self.failures.lock().unwrap();
+        if *failures > 0 {
+            *failures -= 1;
+            return async {
+                Err(SendError::Transient(
+                    "event not published (InternalError)".into(),
+                ))
+            }
+            .boxed();
+        }
+        self.real.publish(event)
+    }
+}
+
+#[tokio::test]
+async fn a_stop_announcement_that_fails_to_publish_is_retried_until_it_goes_out() {
+    let stack = Stack::new().await;
+    let api = stack.api("acme");
+    let relance = open_sms_relance(&stack, "acme").await;
+    let (typed, phone) = new_phone();
+    api.put(
+        "/threads/th-1/relance",
+        attach_sms(&relance, &typed, json!({"customer_name": "Léa"})),
+    )
+    .await;
+    api.put(
+        "/threads/th-1/ticket-status",
+        json!({"ticket_status": "resolu"}),
+    )
+    .await;
+
+    let flaky = Senders {
+        events: Arc::new(FlakyEvents {
+            real: stack.senders().events,
+            failures: Mutex::new(1),
+        }),
+        ..stack.senders()
+    };
+    let scheduler = stack.scheduler_with(flaky, RunConfig::default());
+    let now = Utc::now() + Duration::minutes(1);
+    let first = scheduler.run(now, None).await.unwrap();
+    assert_eq!(
+        (first.stopped, first.events_failed, first.left_for_next_run),
+        (0, 1, 1),
+        "{first:?}"
+    );
+    assert!(stack.events().await.is_empty());
+    let second = scheduler
+        .run(now + Duration::minutes(5), None)
+        .await
+        .unwrap();
+    assert_eq!(second.stopped, 1, "{second:?}");
+    assert_eq!(stack.event_types().await, ["relance.stopped"]);
+    assert_eq!(
+        scheduler
+            .run(now + Duration::minutes(10), None)
+            .await
+            .unwrap()
+            .due,
+        0
+    );
+    assert!(sms_to(&phone).await.is_empty());
+}

@@ -418,9 +418,9 @@ pub fn always_open() -> Value {
 use futures::StreamExt;
 use relance_shared::domain::thread::{Attach, AttachInput};
 
-/// Stores `count` active SMS thread relances of `tenant` whose first reminder is due at
+/// Stores `count` active thread relances of `tenant` whose first reminder is due at
 /// `due` (the tenant's window must be always open), through the store's own writes.
-/// Returns each thread's id and phone number (E.164).
+/// Returns each thread's id and recipient (E.164 phone or conversation id).
 pub async fn seed_due(
     stack: &Stack,
     tenant: &str,
@@ -428,6 +428,8 @@ pub async fn seed_due(
     count: usize,
     due: DateTime<Utc>,
 ) -> Vec<(String, String)> {
+    use relance_shared::domain::recipient::Recipient;
+    use relance_shared::domain::relance::SendType;
     let store = &stack.world.store;
     let relance = store.get_relance(tenant, relance_id).await.unwrap();
     let response = store
@@ -436,23 +438,22 @@ pub async fn seed_due(
         .unwrap();
     let window = store.get_settings(tenant).await.unwrap();
     let attached_at = due - chrono::Duration::days(i64::from(relance.frequency_days));
-    let threads: Vec<(String, String)> = (0..count)
-        .map(|i| {
-            (
-                format!("seed-{i}-{}", uuid::Uuid::new_v4().simple()),
-                new_phone().0,
-            )
-        })
+    let threads: Vec<String> = (0..count)
+        .map(|i| format!("seed-{i}-{}", uuid::Uuid::new_v4().simple()))
         .collect();
-    let stored = futures::stream::iter(threads)
-        .map(|(thread_id, phone)| {
+    futures::stream::iter(threads)
+        .map(|thread_id| {
             let (relance, response, window) = (&relance, &response, &window);
             async move {
-                let input: AttachInput = serde_json::from_value(attach_sms(
-                    relance_id,
-                    &phone,
-                    json!({"customer_name": "Client"}),
-                ))
+                let recipient = match relance.send_type {
+                    SendType::Sms => json!({"phone": new_phone().0}),
+                    SendType::Channel => json!({"conversation_id": format!("conv-{thread_id}")}),
+                };
+                let input: AttachInput = serde_json::from_value(json!({
+                    "relance_id": relance_id, "ticket_id": "T-1", "ticket_status": "attente_client",
+                    "channel": relance.allowed_channels[0], "recipient": recipient,
+                    "context": {"customer_name": "Client"}
+                }))
                 .unwrap();
                 let Attach::Started(thread) = input
                     .attach(
@@ -475,15 +476,14 @@ pub async fn seed_due(
                     "seeded threads are due at {due}"
                 );
                 store.put_thread(&thread, None).await.unwrap();
-                let relance_shared::domain::recipient::Recipient::Phone(e164) = thread.recipient
-                else {
-                    unreachable!()
+                let recipient = match thread.recipient {
+                    Recipient::Phone(phone) => phone,
+                    Recipient::ConversationId(id) => id,
                 };
-                (thread_id, e164)
+                (thread_id, recipient)
             }
         })
         .buffer_unordered(16)
         .collect::<Vec<_>>()
-        .await;
-    stored
+        .await
 }

@@ -11,7 +11,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 type Item = HashMap<String, AttributeValue>;
 
 fn s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
 }
 
 async fn scan(client: &Client, table: &str) -> Result<Vec<Item>, String> {
@@ -55,21 +57,36 @@ pub async fn check(client: &Client, table: &str) -> Result<(Vec<String>, usize),
             relances.insert((tenant.clone(), id.to_owned()), item);
             for field in ["default_response_id", "end_response_id"] {
                 if let Some(response) = s(item, field) {
-                    *references.entry((tenant.clone(), response.to_owned())).or_default() += 1;
+                    *references
+                        .entry((tenant.clone(), response.to_owned()))
+                        .or_default() += 1;
                 }
             }
         } else if let Some(name) = sk.strip_prefix("RELANCE_NAME#") {
-            guards.insert((tenant, name.to_owned()), s(item, "relance_id").unwrap_or_default().to_owned());
+            guards.insert(
+                (tenant, name.to_owned()),
+                s(item, "relance_id").unwrap_or_default().to_owned(),
+            );
         } else if let Some(id) = sk.strip_prefix("RESPONSE#") {
-            let count = item.get("ref_count").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0);
+            let count = item
+                .get("ref_count")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
             responses.insert((tenant, id.to_owned()), count);
         } else if sk.starts_with("THREAD#") {
             let state = s(item, "state").unwrap_or_default();
             let indexed = item.contains_key("due_shard") && item.contains_key("next_relance_date");
-            let notify = item.get("notify_pending").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
+            let notify = item
+                .get("notify_pending")
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false);
             let should_be_indexed = state == "active" || notify;
             if indexed != should_be_indexed {
-                problems.push(format!("{pk} {sk}: state {state}, notify {notify}, in the due index: {indexed}"));
+                problems.push(format!(
+                    "{pk} {sk}: state {state}, notify {notify}, in the due index: {indexed}"
+                ));
             }
         }
     }
@@ -85,20 +102,28 @@ pub async fn check(client: &Client, table: &str) -> Result<(Vec<String>, usize),
         for field in ["default_response_id", "end_response_id"] {
             if let Some(response) = s(relance, field) {
                 if !responses.contains_key(&(tenant.clone(), response.to_owned())) {
-                    problems.push(format!("{tenant} relance {id}: {field} {response} does not exist"));
+                    problems.push(format!(
+                        "{tenant} relance {id}: {field} {response} does not exist"
+                    ));
                 }
             }
         }
     }
     for key in guards.keys() {
         if !seen_guards.contains(key) {
-            problems.push(format!("{} name guard {} without its relance", key.0, key.1));
+            problems.push(format!(
+                "{} name guard {} without its relance",
+                key.0, key.1
+            ));
         }
     }
     for (key, count) in &responses {
         let used = references.get(key).copied().unwrap_or(0);
         if *count != used {
-            problems.push(format!("{} response {}: ref_count {count}, used {used} times", key.0, key.1));
+            problems.push(format!(
+                "{} response {}: ref_count {count}, used {used} times",
+                key.0, key.1
+            ));
         }
     }
     Ok((problems, items.len()))

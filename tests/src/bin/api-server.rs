@@ -8,7 +8,9 @@ use relance_shared::store::Store;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9300".to_owned());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9300".to_owned());
     let config = ApiConfig::from_env()?;
     let aws = relance_shared::config::aws().await;
     let store = Store::from_sdk_config(&aws, &config.store);

@@ -9,7 +9,8 @@ async fn main() -> Result<(), String> {
         return Err("usage: check-consistency ENDPOINT TABLE".into());
     };
     let aws = stack::sdk_config(endpoint).await;
-    let (problems, checked) = consistency::check(&aws_sdk_dynamodb::Client::new(&aws), table).await?;
+    let (problems, checked) =
+        consistency::check(&aws_sdk_dynamodb::Client::new(&aws), table).await?;
     for problem in &problems {
         eprintln!("inconsistent: {problem}");
     }
@@ -17,6 +18,9 @@ async fn main() -> Result<(), String> {
         println!("{checked} items consistent");
         Ok(())
     } else {
-        Err(format!("{} inconsistencies in {checked} items", problems.len()))
+        Err(format!(
+            "{} inconsistencies in {checked} items",
+            problems.len()
+        ))
     }
 }
