@@ -674,3 +674,34 @@ async fn one_tenant_never_sees_or_changes_another_tenants_data() {
     assert_eq!(after["relances"], before["relances"]);
     assert_eq!(after["settings"], before["settings"]);
 }
+
+#[tokio::test]
+async fn a_server_error_shows_no_internals() {
+    let world = World::new().await;
+    // A table that is not there: DynamoDB answers ResourceNotFoundException.
+    let store = relance_shared::store::Store::new(
+        world.dynamo.clone(),
+        &relance_shared::config::StoreConfig {
+            table_name: "missing-table-x9".into(),
+            due_shards: 4,
+        },
+    );
+    let config = relance_api::ApiConfig {
+        store: relance_shared::config::StoreConfig {
+            table_name: "missing-table-x9".into(),
+            due_shards: 4,
+        },
+        tenant_claim: harness::CLAIM.into(),
+        dev_auth: false,
+    };
+    let broken = harness::Api::new(
+        relance_api::app(relance_api::AppState::new(store, config)),
+        Some("acme"),
+    );
+    let reply = broken.get("/relances").await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        reply.body,
+        json!({"error": {"code": "internal", "message": "internal error"}})
+    );
+}

@@ -12,6 +12,13 @@ use std::time::{Duration, Instant};
 use harness::{MARKETPLACE_TOKEN, Stack, sms_to, time};
 use serde_json::{Value, json};
 
+/// A secret key moto accepts and that must never appear in a log line.
+const AWS_SECRET: &str = "never-logged-aws-secret-8c1f";
+
+fn log_path() -> PathBuf {
+    root().join("target/lambda-watch-test.log")
+}
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -52,7 +59,7 @@ impl Watch {
             .local_addr()
             .unwrap()
             .port();
-        let log = std::fs::File::create(root().join("target/lambda-watch-test.log")).unwrap();
+        let log = std::fs::File::create(log_path()).unwrap();
         let child = Command::new("cargo")
             .args([
                 "lambda",
@@ -67,7 +74,10 @@ impl Watch {
             .env("AWS_ENDPOINT_URL", relance_tests::stack::test_endpoint())
             .env("AWS_REGION", "eu-west-3")
             .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+            // Everything the functions and the SDK log, to prove no secret is among it.
+            .env("RUST_LOG", "debug")
+            .env("AWS_LAMBDA_LOG_LEVEL", "debug")
             .env("TABLE_NAME", &stack.world.table)
             .env("DUE_SHARDS", "4")
             .env("EVENTS_TOPIC_ARN", &stack.topic)
@@ -176,7 +186,8 @@ async fn the_functions_run_under_cargo_lambda_with_the_sample_events() {
 
     let mut attach = sample_body("attach-thread-relance.json");
     attach["relance_id"] = relance["id"].clone();
-    attach["recipient"]["phone"] = json!("06 19 87 65 43");
+    let (typed, phone) = harness::new_phone();
+    attach["recipient"]["phone"] = json!(typed);
     let (status, thread) = watch.api("attach-thread-relance.json", Some(attach));
     assert_eq!(status, 201, "{thread}");
     let (status, view) = watch.api("get-thread-relance.json", None);
@@ -195,7 +206,7 @@ async fn the_functions_run_under_cargo_lambda_with_the_sample_events() {
         "{summary}"
     );
     assert_eq!(
-        sms_to("+33619876543").await,
+        sms_to(&phone).await,
         ["Bonjour Léa, nous attendons votre retour sur la commande A-42."]
     );
     let (_, view) = watch.api("get-thread-relance.json", None);
@@ -214,4 +225,17 @@ async fn the_functions_run_under_cargo_lambda_with_the_sample_events() {
     anonymous["headers"]["x-tenant-id"] = json!("acme");
     let reply = watch.invoke("relance-api", &anonymous);
     assert_eq!(reply["statusCode"], 401, "{reply}");
+
+    // Nothing secret reached a log line: not the connector's token, not the AWS secret key.
+    drop(watch);
+    let log = std::fs::read_to_string(log_path()).unwrap();
+    assert!(
+        log.contains("run finished"),
+        "the functions' logs were captured"
+    );
+    assert!(
+        !log.contains(MARKETPLACE_TOKEN),
+        "the marketplace token was logged"
+    );
+    assert!(!log.contains(AWS_SECRET), "the AWS secret key was logged");
 }

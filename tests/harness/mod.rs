@@ -121,6 +121,14 @@ impl Reply {
 }
 
 impl Api {
+    pub fn new(app: Router, tenant: Option<&str>) -> Self {
+        Api {
+            app,
+            tenant: tenant.map(str::to_owned),
+            headers: Vec::new(),
+        }
+    }
+
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
