@@ -21,6 +21,10 @@ tick:
 fuzz: $(TOOLS)
 	scripts/fuzz.sh $(or $(EXAMPLES),300)
 
+## bench: release builds and every benchmark figure, written to docs/benchmarks.md
+bench: $(TOOLS)
+	scripts/bench.sh
+
 ## lint: cfn-lint on the SAM template
 lint: $(TOOLS)
 	$(VENV)/bin/cfn-lint infra/template.yaml

@@ -12,16 +12,21 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct OpCount {
     pub requests: u64,
     /// Items in the responses (`Items` of Query/Scan, `Item` of GetItem).
     pub items: u64,
+    /// Capacity units DynamoDB reported, when the proxy asks for them.
+    pub capacity: f64,
 }
 
 #[derive(Clone)]
 pub struct CountingProxy {
     upstream: Arc<str>,
+    /// Adds `ReturnConsumedCapacity: TOTAL` to DynamoDB requests (stand-ins do not check
+    /// signatures), so that capacity can be summed.
+    capacity: bool,
     client: reqwest::Client,
     counts: Arc<Mutex<BTreeMap<String, OpCount>>>,
 }
@@ -30,9 +35,15 @@ impl CountingProxy {
     pub fn new(upstream: &str) -> Self {
         Self {
             upstream: upstream.trim_end_matches('/').into(),
+            capacity: false,
             client: reqwest::Client::new(),
             counts: Arc::default(),
         }
+    }
+
+    pub fn with_capacity(mut self) -> Self {
+        self.capacity = true;
+        self
     }
 
     /// Serves on a free loopback port in the background; returns its URL.
@@ -75,6 +86,25 @@ fn url_action(body: &[u8]) -> Option<String> {
         .map(str::to_owned)
 }
 
+fn capacity_in(body: &[u8]) -> f64 {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return 0.0;
+    };
+    let units = |c: &serde_json::Value| c["CapacityUnits"].as_f64().unwrap_or(0.0);
+    match &value["ConsumedCapacity"] {
+        serde_json::Value::Array(all) => all.iter().map(units).sum(),
+        one => units(one),
+    }
+}
+
+fn with_capacity_request(body: &[u8]) -> Option<Vec<u8>> {
+    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value
+        .as_object_mut()?
+        .insert("ReturnConsumedCapacity".into(), "TOTAL".into());
+    serde_json::to_vec(&value).ok()
+}
+
 fn items_in(body: &[u8]) -> u64 {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
         return 0;
@@ -101,6 +131,13 @@ async fn forward(State(proxy): State<CountingProxy>, request: Request) -> Respon
         return StatusCode::BAD_REQUEST.into_response();
     };
     let op = operation(&parts.headers, &body);
+    let body = match (
+        proxy.capacity && op.starts_with("DynamoDB."),
+        with_capacity_request(&body),
+    ) {
+        (true, Some(changed)) => Bytes::from(changed),
+        _ => body,
+    };
     let url = format!(
         "{}{}",
         proxy.upstream,
@@ -124,6 +161,7 @@ async fn forward(State(proxy): State<CountingProxy>, request: Request) -> Respon
         let entry = counts.entry(op).or_default();
         entry.requests += 1;
         entry.items += items_in(&bytes);
+        entry.capacity += capacity_in(&bytes);
     }
     let mut reply = (status, bytes).into_response();
     for (name, value) in &headers {

@@ -26,20 +26,28 @@ pub fn unique(prefix: &str) -> String {
 /// Creates the table exactly as the code defines it (the template is checked against
 /// the same definition). An existing table is left as it is.
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), String> {
-    match relance_shared::store::table_definition(client, name)
+    if let Err(err) = relance_shared::store::table_definition(client, name)
         .send()
         .await
     {
-        Ok(_) => Ok(()),
-        Err(err) => {
-            let text = format!("{err:?}");
-            if text.contains("ResourceInUseException") {
-                Ok(())
-            } else {
-                Err(text)
-            }
+        let text = format!("{err:?}");
+        if !text.contains("ResourceInUseException") {
+            return Err(text);
         }
     }
+    // Some stand-ins create tables asynchronously, however short the delay.
+    for _ in 0..100 {
+        let described = client.describe_table().table_name(name).send().await;
+        let status = described
+            .ok()
+            .and_then(|t| t.table)
+            .and_then(|t| t.table_status);
+        if status == Some(aws_sdk_dynamodb::types::TableStatus::Active) {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Err(format!("table {name} did not become active"))
 }
 
 /// Creates (or finds) an SNS topic and returns its ARN.

@@ -145,6 +145,10 @@ impl Store {
         &self.counters
     }
 
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
+
     pub fn due_shards(&self) -> u32 {
         self.due_shards
     }
