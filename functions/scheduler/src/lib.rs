@@ -24,6 +24,9 @@ use relance_shared::store::{CommitOutcome, DueItem, Store, StoreError};
 use serde::Serialize;
 use tokio::sync::{Mutex, OnceCell};
 
+/// Thread relances a run processes at once unless configured otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     /// Thread relances processed at once.
@@ -40,7 +43,7 @@ pub struct RunConfig {
 impl Default for RunConfig {
     fn default() -> Self {
         Self {
-            concurrency: 16,
+            concurrency: DEFAULT_CONCURRENCY,
             max_attempts: 5,
             claim_lease: Duration::from_secs(900),
             time_margin: Duration::from_secs(20),

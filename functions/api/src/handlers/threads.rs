@@ -99,12 +99,13 @@ pub async fn get(
     Tenant(tenant): Tenant,
     ThreadId(thread_id): ThreadId,
 ) -> Result<Json<ThreadView>, ApiError> {
-    let thread = state
-        .store
-        .get_thread(&tenant, &thread_id)
-        .await?
-        .ok_or(ApiError::NotFound("thread relance"))?;
-    Ok(Json(view(&state.store, &tenant, &thread).await?))
+    // Both reads at once: the panel is on the agent's critical path.
+    let (thread, window) = tokio::try_join!(
+        state.store.get_thread(&tenant, &thread_id),
+        state.store.get_settings(&tenant)
+    )?;
+    let thread = thread.ok_or(ApiError::NotFound("thread relance"))?;
+    Ok(Json(thread.view(window.timezone)))
 }
 
 /// Ends the active cycle early with `state`; a thread whose cycle is already over is

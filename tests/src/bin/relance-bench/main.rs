@@ -27,7 +27,8 @@ use relance_tests::stack;
 use serde_json::{Value, json};
 
 const TENANT: &str = "bench";
-const CONCURRENCY: usize = 16;
+/// The scheduler's `SCHEDULER_CONCURRENCY` in the measured runs: its deployed default.
+const CONCURRENCY: usize = relance_scheduler::DEFAULT_CONCURRENCY;
 
 struct Args {
     dynamo: String,
@@ -412,26 +413,34 @@ async fn main() {
         "release binary; SNS and marketplace answer at once",
     );
 
-    // The store's own limit: only the two conditional writes a step needs, same concurrency.
-    let limit_store = world.table("limit").await;
-    let limit_relances = configure(&limit_store).await;
-    let threads = seed(&limit_store, &limit_relances, args.due, due).await;
-    let table = store_table(&limit_store).to_owned();
-    let started = Instant::now();
-    futures::stream::iter(threads)
-        .map(|thread| {
-            let (client, table) = (&world.dynamo, &table);
-            async move { minimal_step(client, table, thread).await }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await;
-    let limit_rate = args.due as f64 / started.elapsed().as_secs_f64();
+    // The store's own limit: only the two conditional writes a step needs, at the
+    // concurrency that gets the most out of the store.
+    let (mut limit_rate, mut limit_concurrency) = (0.0, 0);
+    for concurrency in [16, 32, 64] {
+        let limit_store = world.table("limit").await;
+        let limit_relances = configure(&limit_store).await;
+        let threads = seed(&limit_store, &limit_relances, args.due, due).await;
+        let table = store_table(&limit_store).to_owned();
+        let started = Instant::now();
+        futures::stream::iter(threads)
+            .map(|thread| {
+                let (client, table) = (&world.dynamo, &table);
+                async move { minimal_step(client, table, thread).await }
+            })
+            .buffer_unordered(concurrency)
+            .collect::<Vec<_>>()
+            .await;
+        let rate = args.due as f64 / started.elapsed().as_secs_f64();
+        report.notes.push(format!("Store limit with {concurrency} steps in flight: {rate:.0} steps/s."));
+        if rate > limit_rate {
+            (limit_rate, limit_concurrency) = (rate, concurrency);
+        }
+    }
     report.row(
-        "store limit: claim + commit writes only, same concurrency",
-        format!("{limit_rate:.0} steps/s"),
+        "store limit: claim + commit writes only",
+        format!("{limit_rate:.0} steps/s ({limit_concurrency} in flight)"),
         "reference",
-        "SDK loop of conditional UpdateItem + PutItem",
+        "SDK loop of conditional UpdateItem + PutItem, best of 16/32/64 in flight",
     );
     report.row(
         "scheduler / store limit",
