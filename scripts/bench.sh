@@ -33,5 +33,6 @@ wait_for "http://127.0.0.1:$DYNALITE_PORT/" 60 dynalite
 echo "==> measuring"
 target/release/relance-bench --dynamo "http://127.0.0.1:$DYNALITE_PORT" \
   --api-bin target/release/relance-api --scheduler-bin target/release/relance-scheduler \
+  --dynalite-pid "$(pgrep -f "dynalite --port $DYNALITE_PORT" | head -1)" \
   --due "${DUE:-10000}" --idle "${IDLE:-100000}" --runs "${RUNS:-20}" "${arm64[@]}" --out docs/benchmarks.md
 echo "make bench took $(( $(date +%s) - started )) s"

@@ -49,6 +49,16 @@ struct Detail<'a> {
     field: Option<&'a str>,
 }
 
+impl ApiError {
+    /// Maps a store error in which "not found" means no such `what` in this account.
+    pub fn or_missing(what: &'static str) -> impl Fn(StoreError) -> ApiError {
+        move |err| match err {
+            StoreError::NotFound => ApiError::NotFound(what),
+            other => other.into(),
+        }
+    }
+}
+
 impl From<FieldError> for ApiError {
     fn from(err: FieldError) -> Self {
         ApiError::Invalid(err)

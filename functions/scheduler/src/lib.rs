@@ -264,12 +264,9 @@ impl Scheduler {
             });
         }
         let token = uuid::Uuid::new_v4().to_string();
-        // A replayed run's `now` may lie in the past: leases follow the later clock.
-        let lease_now = now.max(Utc::now());
-        let lease_until = lease_now + self.config.claim_lease;
         let Some(claim) = self
             .store
-            .claim(item, now, lease_now, lease_until, &token)
+            .claim(item, now, self.config.claim_lease, &token)
             .await?
         else {
             return Ok(ItemReport {

@@ -1,6 +1,7 @@
 //! Thread relances: attach, stop and cancel from the API; query, claim and commit from
 //! the scheduler.
 
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::ReturnValue;
 use chrono::{DateTime, Utc};
 
@@ -82,7 +83,7 @@ impl Store {
     }
 
     /// The full item of a thread relance; in the due index while a date is set.
-    fn thread_item(&self, thread: &ThreadRelance) -> Result<Item, StoreError> {
+    pub fn thread_item(&self, thread: &ThreadRelance) -> Result<Item, StoreError> {
         let mut item = to_item(
             thread,
             tenant_pk(&thread.tenant_id),
@@ -246,23 +247,15 @@ impl Store {
         }
     }
 
-    /// Claims the step an index entry names, if it is still active, at that step and
-    /// cycle, due, and not claimed by a live run. `None`: another run has it or it moved on.
-    pub async fn claim(
-        &self,
-        due: &DueItem,
-        now: DateTime<Utc>,
-        lease_now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        token: &str,
-    ) -> Result<Option<Claim>, StoreError> {
-        self.counters.write();
-        let result = self
-            .client
+    /// An update of the step a due entry names, conditional on it still being active at
+    /// that step and cycle, due at `now`, and not claimed by a live run. Claims expire on
+    /// the later of `now` and the wall clock: a replayed run's `now` may lie in the past.
+    fn update_still_due(&self, due: &DueItem, now: DateTime<Utc>) -> UpdateItemFluentBuilder {
+        let lease_now = now.max(Utc::now());
+        self.client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(self.thread_key(&due.tenant, &due.thread_id)))
-            .update_expression("SET claim_token = :token, claim_until = :until, claim_step = :step")
             .condition_expression(
                 "#state = :active AND #cycle = :cycle AND #step = :step AND next_relance_date <= :now \
                  AND (attribute_not_exists(claim_token) OR claim_until < :lease_now)",
@@ -270,13 +263,29 @@ impl Store {
             .expression_attribute_names("#state", "state")
             .expression_attribute_names("#cycle", "cycle")
             .expression_attribute_names("#step", "step")
-            .expression_attribute_values(":token", s(token))
-            .expression_attribute_values(":until", s(index_time(lease_until)))
-            .expression_attribute_values(":step", n(due.step))
             .expression_attribute_values(":active", s(State::Active.as_str()))
             .expression_attribute_values(":cycle", n(due.cycle))
+            .expression_attribute_values(":step", n(due.step))
             .expression_attribute_values(":now", s(index_time(now)))
             .expression_attribute_values(":lease_now", s(index_time(lease_now)))
+    }
+
+    /// Claims the step a due entry names for `lease`. `None`: another run has it or it
+    /// moved on.
+    pub async fn claim(
+        &self,
+        due: &DueItem,
+        now: DateTime<Utc>,
+        lease: std::time::Duration,
+        token: &str,
+    ) -> Result<Option<Claim>, StoreError> {
+        let until = now.max(Utc::now()) + lease;
+        self.counters.write();
+        let result = self
+            .update_still_due(due, now)
+            .update_expression("SET claim_token = :token, claim_until = :until, claim_step = :step")
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":until", s(index_time(until)))
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
@@ -303,27 +312,11 @@ impl Store {
         now: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let lease_now = now.max(Utc::now());
         self.counters.write();
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(self.thread_key(&due.tenant, &due.thread_id)))
+            .update_still_due(due, now)
             .update_expression("SET next_relance_date = :to")
-            .condition_expression(
-                "#state = :active AND #cycle = :cycle AND #step = :step AND next_relance_date <= :now \
-                 AND (attribute_not_exists(claim_token) OR claim_until < :lease_now)",
-            )
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_names("#cycle", "cycle")
-            .expression_attribute_names("#step", "step")
             .expression_attribute_values(":to", s(index_time(to)))
-            .expression_attribute_values(":active", s(State::Active.as_str()))
-            .expression_attribute_values(":cycle", n(due.cycle))
-            .expression_attribute_values(":step", n(due.step))
-            .expression_attribute_values(":now", s(index_time(now)))
-            .expression_attribute_values(":lease_now", s(index_time(lease_now)))
             .send()
             .await;
         match result {

@@ -57,7 +57,7 @@ pub async fn get(
             .store
             .get_relance(&tenant, &id)
             .await
-            .map_err(not_found)?,
+            .map_err(ApiError::or_missing("relance"))?,
     ))
 }
 
@@ -73,7 +73,7 @@ pub async fn replace(
         .store
         .replace_relance(&tenant, &id, fields, version, now())
         .await
-        .map_err(not_found)?;
+        .map_err(ApiError::or_missing("relance"))?;
     Ok(Json(relance))
 }
 
@@ -86,13 +86,6 @@ pub async fn delete(
         .store
         .delete_relance(&tenant, &id)
         .await
-        .map_err(not_found)?;
+        .map_err(ApiError::or_missing("relance"))?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn not_found(err: relance_shared::store::StoreError) -> ApiError {
-    match err {
-        relance_shared::store::StoreError::NotFound => ApiError::NotFound("relance"),
-        other => other.into(),
-    }
 }

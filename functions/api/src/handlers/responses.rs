@@ -2,7 +2,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use relance_shared::domain::response::{Response, ResponseInput};
-use relance_shared::store::{Page, StoreError};
+use relance_shared::store::Page;
 
 use crate::auth::Tenant;
 use crate::error::ApiError;
@@ -44,7 +44,7 @@ pub async fn get(
             .store
             .get_response(&tenant, &id)
             .await
-            .map_err(not_found)?,
+            .map_err(ApiError::or_missing("response"))?,
     ))
 }
 
@@ -61,7 +61,7 @@ pub async fn replace(
             .store
             .replace_response(&tenant, &id, fields, version, now())
             .await
-            .map_err(not_found)?,
+            .map_err(ApiError::or_missing("response"))?,
     ))
 }
 
@@ -74,13 +74,6 @@ pub async fn delete(
         .store
         .delete_response(&tenant, &id)
         .await
-        .map_err(not_found)?;
+        .map_err(ApiError::or_missing("response"))?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn not_found(err: StoreError) -> ApiError {
-    match err {
-        StoreError::NotFound => ApiError::NotFound("response"),
-        other => other.into(),
-    }
 }

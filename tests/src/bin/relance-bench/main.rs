@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use chrono::{DateTime, SubsecRound, Utc};
 use futures::StreamExt;
 use relance_scheduler::{RunConfig, Scheduler, Senders};
@@ -39,6 +39,8 @@ struct Args {
     due: usize,
     idle: usize,
     runs: usize,
+    /// dynalite's process, to account for the CPU it uses.
+    dynalite_pid: u32,
 }
 
 fn args() -> Args {
@@ -66,6 +68,7 @@ fn args() -> Args {
         due: get("due", "10000").parse().unwrap(),
         idle: get("idle", "100000").parse().unwrap(),
         runs: get("runs", "20").parse().unwrap(),
+        dynalite_pid: get("dynalite-pid", "0").parse().unwrap(),
     }
 }
 
@@ -189,6 +192,34 @@ impl Function {
     }
 }
 
+/// CPU time a process has used so far (user + system).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i)?.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
+}
+
+/// CPU used per 1,000 steps by the scheduler, the store and the bench (stand-ins).
+fn cpu_note(phase: &str, steps: usize, used: [f64; 3]) -> String {
+    let per = |s: f64| s * 1_000.0 / steps as f64;
+    format!(
+        "CPU per 1,000 steps, {phase}: scheduler {:.2} s, dynalite {:.2} s, bench and its stand-ins {:.2} s.",
+        per(used[0]),
+        per(used[1]),
+        per(used[2])
+    )
+}
+
 impl Drop for Function {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -280,40 +311,63 @@ async fn configure(store: &Store) -> Config {
     }
 }
 
-/// Stores `count` thread relances due at `due`, alternating SMS and marketplace.
+/// Stores `count` thread relances due at `due`, alternating SMS and marketplace, in
+/// batches of 25 (the store's own item form, written faster than one by one).
 async fn seed(
+    client: &aws_sdk_dynamodb::Client,
     store: &Store,
     config: &Config,
     count: usize,
     due: DateTime<Utc>,
 ) -> Vec<ThreadRelance> {
     let attached_at = due - chrono::Duration::days(2);
-    futures::stream::iter(0..count)
+    let threads: Vec<ThreadRelance> = (0..count)
         .map(|i| {
             let (relance, recipient) = if i % 2 == 0 {
                 (&config.sms, json!({"phone": format!("06 1{:07}", i % 10_000_000)}))
             } else {
                 (&config.channel, json!({"conversation_id": format!("conv-{i}")}))
             };
-            async move {
-                let input: AttachInput = serde_json::from_value(json!({
-                    "relance_id": relance.id, "ticket_id": format!("T-{i}"), "ticket_status": "attente_client",
-                    "channel": "amazon", "recipient": recipient, "context": {"customer_name": "Client"}}))
-                .unwrap();
-                let thread_id = format!("thread-{i}-{}", uuid::Uuid::new_v4().simple());
-                let Attach::Started(thread) = input
-                    .attach(TENANT, &thread_id, relance, &config.response, None, &config.window, None, attached_at)
-                    .unwrap()
-                else {
-                    unreachable!("new threads start a cycle")
-                };
-                store.put_thread(&thread, None).await.unwrap();
-                *thread
+            let input: AttachInput = serde_json::from_value(json!({
+                "relance_id": relance.id, "ticket_id": format!("T-{i}"), "ticket_status": "attente_client",
+                "channel": "amazon", "recipient": recipient, "context": {"customer_name": "Client"}}))
+            .unwrap();
+            let thread_id = format!("thread-{i}-{}", uuid::Uuid::new_v4().simple());
+            match input.attach(TENANT, &thread_id, relance, &config.response, None, &config.window, None, attached_at) {
+                Ok(Attach::Started(thread)) => *thread,
+                other => panic!("a new thread starts a cycle: {other:?}"),
             }
         })
-        .buffer_unordered(32)
-        .collect()
-        .await
+        .collect();
+    futures::stream::iter(threads.chunks(25))
+        .map(|chunk| async move {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|t| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(store.thread_item(t).unwrap()))
+                        .build()
+                        .unwrap();
+                    WriteRequest::builder().put_request(put).build()
+                })
+                .collect();
+            while !requests.is_empty() {
+                let out = client
+                    .batch_write_item()
+                    .request_items(store.table_name(), requests)
+                    .send()
+                    .await
+                    .unwrap();
+                requests = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(store.table_name()))
+                    .unwrap_or_default();
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+    threads
 }
 
 #[derive(Default)]
@@ -342,7 +396,7 @@ async fn main() {
         ("relance-scheduler", &args.scheduler_bin),
     ] {
         let store = world.table("cold").await;
-        let env = world.env(store_table(&store));
+        let env = world.env(store.table_name());
         let event = if name == "relance-api" {
             api_event("/settings")
         } else {
@@ -384,15 +438,20 @@ async fn main() {
     let relances = configure(&store).await;
     let due = (Utc::now() + chrono::Duration::days(3)).trunc_subsecs(0);
     let seeded = Instant::now();
-    seed(&store, &relances, args.due, due).await;
+    seed(&world.dynamo, &store, &relances, args.due, due).await;
     report.notes.push(format!(
         "Seeding {} thread relances took {:.1} s.",
         args.due,
         seeded.elapsed().as_secs_f64()
     ));
-    let mut function = Function::start(&args.scheduler_bin, &world.env(store_table(&store))).await;
+    let mut function = Function::start(&args.scheduler_bin, &world.env(store.table_name())).await;
     function.runtime.ready(function.spawned).await;
+    let pids = [function.child.id(), args.dynalite_pid, std::process::id()];
+    let cpu_before = pids.map(cpu_seconds);
     let (summary, took) = function.runtime.invoke(&scheduled_event(due)).await;
+    let cpu_after = pids.map(cpu_seconds);
+    let used = std::array::from_fn(|i| cpu_after[i] - cpu_before[i]);
+    report.notes.push(cpu_note("scheduler run", args.due, used));
     let summary = summary.expect("the scheduler run succeeded");
     let sent = summary["sent"].as_u64().unwrap();
     assert_eq!(
@@ -419,9 +478,13 @@ async fn main() {
     for concurrency in [16, 32, 64] {
         let limit_store = world.table("limit").await;
         let limit_relances = configure(&limit_store).await;
-        let threads = seed(&limit_store, &limit_relances, args.due, due).await;
-        let table = store_table(&limit_store).to_owned();
+        let threads = seed(&world.dynamo, &limit_store, &limit_relances, args.due, due).await;
+        let table = limit_store.table_name().to_owned();
         let started = Instant::now();
+        let cpu_before = [
+            cpu_seconds(args.dynalite_pid),
+            cpu_seconds(std::process::id()),
+        ];
         futures::stream::iter(threads)
             .map(|thread| {
                 let (client, table) = (&world.dynamo, &table);
@@ -431,7 +494,19 @@ async fn main() {
             .collect::<Vec<_>>()
             .await;
         let rate = args.due as f64 / started.elapsed().as_secs_f64();
-        report.notes.push(format!("Store limit with {concurrency} steps in flight: {rate:.0} steps/s."));
+        let used = [
+            0.0,
+            cpu_seconds(args.dynalite_pid) - cpu_before[0],
+            cpu_seconds(std::process::id()) - cpu_before[1],
+        ];
+        report.notes.push(format!(
+            "Store limit with {concurrency} steps in flight: {rate:.0} steps/s."
+        ));
+        report.notes.push(cpu_note(
+            &format!("store limit loop, {concurrency} in flight"),
+            args.due,
+            used,
+        ));
         if rate > limit_rate {
             (limit_rate, limit_concurrency) = (rate, concurrency);
         }
@@ -458,13 +533,13 @@ async fn main() {
     // ----- requests and capacity per reminder -----
     let counted = world.table("counts").await;
     let counted_relances = configure(&counted).await;
-    seed(&counted, &counted_relances, 1_000, due).await;
+    seed(&world.dynamo, &counted, &counted_relances, 1_000, due).await;
     let proxy = CountingProxy::new(&world.dynamo_url).with_capacity();
     let proxy_url = proxy.spawn().await.unwrap();
     let through_proxy = Store::new(
         aws_sdk_dynamodb::Client::new(&stack::sdk_config(&proxy_url).await),
         &StoreConfig {
-            table_name: store_table(&counted).into(),
+            table_name: counted.table_name().into(),
             due_shards: 8,
         },
     );
@@ -551,9 +626,16 @@ async fn main() {
     let seeded = Instant::now();
     for chunk in 0..args.idle.div_ceil(10_000) {
         let n = 10_000.min(args.idle - chunk * 10_000);
-        seed(&big, &big_relances, n, due + chrono::Duration::days(30)).await;
+        seed(
+            &world.dynamo,
+            &big,
+            &big_relances,
+            n,
+            due + chrono::Duration::days(30),
+        )
+        .await;
     }
-    seed(&big, &big_relances, 100, due).await;
+    seed(&world.dynamo, &big, &big_relances, 100, due).await;
     report.notes.push(format!(
         "Seeding {} idle thread relances took {:.1} s.",
         args.idle,
@@ -564,7 +646,7 @@ async fn main() {
     let through_proxy = Store::new(
         aws_sdk_dynamodb::Client::new(&stack::sdk_config(&proxy_url).await),
         &StoreConfig {
-            table_name: store_table(&big).into(),
+            table_name: big.table_name().into(),
             due_shards: 8,
         },
     );
@@ -625,10 +707,6 @@ async fn main() {
     }
 
     write(&args, &report);
-}
-
-fn store_table(store: &Store) -> &str {
-    store.table_name()
 }
 
 fn requests_only(counts: &BTreeMap<String, relance_tests::proxy::OpCount>) -> BTreeMap<&str, u64> {
