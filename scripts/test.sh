@@ -19,6 +19,9 @@ start .dev/test-moto.log moto_server -H 127.0.0.1 -p $MOTO_PORT
 wait_for "$RELANCE_TEST_ENDPOINT/moto-api/" 60 moto
 
 echo "==> unit and integration tests"
+# The functions' binaries first: the cargo-lambda test starts them and should not wait
+# for their build.
+cargo build --workspace --bins --locked
 cargo test --workspace --locked
 
 echo "==> fuzzing the API from its OpenAPI document (bounded; make fuzz runs longer)"
