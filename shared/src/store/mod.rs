@@ -103,6 +103,17 @@ fn is_condition_failed<E: ProvideErrorMetadata>(
     err.code() == Some("ConditionalCheckFailedException")
 }
 
+/// The outcome of a conditional single-item write: whether its condition held.
+fn applied<T, E: ProvideErrorMetadata + std::fmt::Debug>(
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<E>>,
+) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if is_condition_failed(&err) => Ok(false),
+        Err(err) => Err(StoreError::from_sdk(err)),
+    }
+}
+
 /// Counts what the store asked of DynamoDB, for the scheduler's run report and benchmarks.
 #[derive(Debug, Default)]
 pub struct Counters {

@@ -6,8 +6,8 @@ use aws_sdk_dynamodb::types::ReturnValue;
 use chrono::{DateTime, Utc};
 
 use super::{
-    AttributeValue, DUE_INDEX, Item, Store, StoreError, from_item, index_time, is_condition_failed,
-    n, s, tenant_pk, to_item,
+    AttributeValue, DUE_INDEX, Item, Store, StoreError, applied, from_item, index_time,
+    is_condition_failed, n, s, tenant_pk, to_item,
 };
 use crate::domain::FieldError;
 use crate::domain::thread::{State, ThreadRelance};
@@ -187,11 +187,7 @@ impl Store {
             .expression_attribute_values(":cycle", n(thread.cycle))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failed(&err) => Ok(false),
-            Err(err) => Err(StoreError::from_sdk(err)),
-        }
+        applied(result)
     }
 
     /// Every entry of one shard of the due index that is due at `now`, page by page.
@@ -319,11 +315,7 @@ impl Store {
             .expression_attribute_values(":to", s(index_time(to)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failed(&err) => Ok(false),
-            Err(err) => Err(StoreError::from_sdk(err)),
-        }
+        applied(result)
     }
 
     /// Writes the outcome of a claimed step and releases the claim. If a stop or cancel
@@ -401,11 +393,7 @@ impl Store {
             .expression_attribute_values(":cycle", n(thread.cycle))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if is_condition_failed(&err) => Ok(false),
-            Err(err) => Err(StoreError::from_sdk(err)),
-        }
+        applied(result)
     }
 }
 
