@@ -117,7 +117,6 @@ impl Store {
 
     async fn transact(&self, ops: Vec<(Guard, TransactWriteItem)>) -> Result<(), StoreError> {
         let (guards, items): (Vec<Guard>, Vec<TransactWriteItem>) = ops.into_iter().unzip();
-        self.counters.write();
         let result = self
             .client
             .transact_write_items()
@@ -147,7 +146,6 @@ impl Store {
     }
 
     async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
-        self.counters.read();
         let out = self
             .client
             .get_item()
@@ -191,7 +189,6 @@ impl Store {
             if let Some(sk) = &start {
                 query = query.set_exclusive_start_key(Some(self.key(&tenant_pk(tenant), sk)));
             }
-            self.counters.read();
             let out = query.send().await.map_err(StoreError::from_sdk)?;
             for mut item in out.items.unwrap_or_default() {
                 if items.len() == limit {
@@ -418,7 +415,6 @@ impl Store {
             format!("{RESPONSE}{}", response.id),
         )?;
         item.insert("ref_count".into(), n(0));
-        self.counters.write();
         self.client
             .put_item()
             .table_name(&self.table)
@@ -445,7 +441,6 @@ impl Store {
         }
         let response =
             fields.into_response(current.id, current.created_at, now, current.version + 1);
-        self.counters.write();
         let result = self
             .client
             .update_item()
@@ -483,7 +478,6 @@ impl Store {
 
     /// Deletes a response that no relance uses; otherwise a conflict naming the relances.
     pub async fn delete_response(&self, tenant: &str, id: &str) -> Result<(), StoreError> {
-        self.counters.write();
         let result = self
             .client
             .delete_item()
@@ -565,7 +559,6 @@ impl Store {
             tenant_pk(tenant),
             SETTINGS.into(),
         )?;
-        self.counters.write();
         self.client
             .put_item()
             .table_name(&self.table)

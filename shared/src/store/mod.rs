@@ -32,8 +32,6 @@ mod catalog;
 mod threads;
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -114,28 +112,11 @@ fn applied<T, E: ProvideErrorMetadata + std::fmt::Debug>(
     }
 }
 
-/// Counts what the store asked of DynamoDB, for the scheduler's run report and benchmarks.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub reads: AtomicU64,
-    pub writes: AtomicU64,
-}
-
-impl Counters {
-    fn read(&self) {
-        self.reads.fetch_add(1, Ordering::Relaxed);
-    }
-    fn write(&self) {
-        self.writes.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 #[derive(Clone)]
 pub struct Store {
     client: Client,
     table: String,
     due_shards: u32,
-    counters: Arc<Counters>,
 }
 
 impl Store {
@@ -144,16 +125,11 @@ impl Store {
             client,
             table: config.table_name.clone(),
             due_shards: config.due_shards,
-            counters: Arc::default(),
         }
     }
 
     pub fn from_sdk_config(aws: &aws_config::SdkConfig, config: &StoreConfig) -> Self {
         Self::new(Client::new(aws), config)
-    }
-
-    pub fn counters(&self) -> &Counters {
-        &self.counters
     }
 
     pub fn table_name(&self) -> &str {

@@ -104,7 +104,6 @@ impl Store {
         tenant: &str,
         thread_id: &str,
     ) -> Result<Option<ThreadRelance>, StoreError> {
-        self.counters.read();
         let out = self
             .client
             .get_item()
@@ -136,7 +135,6 @@ impl Store {
                 .expression_attribute_names("#cycle", "cycle")
                 .expression_attribute_values(":cycle", n(cycle)),
         };
-        self.counters.write();
         match put.send().await {
             Ok(_) => Ok(()),
             Err(err) if is_condition_failed(&err) => Err(StoreError::Conflict(FieldError::new(
@@ -153,7 +151,6 @@ impl Store {
     /// active.
     pub async fn end_thread_early(&self, thread: &ThreadRelance) -> Result<bool, StoreError> {
         let at = thread.next_relance_date.unwrap_or(thread.updated_at);
-        self.counters.write();
         let result = self
             .client
             .update_item()
@@ -199,7 +196,6 @@ impl Store {
         let mut due = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            self.counters.read();
             let out = self
                 .client
                 .query()
@@ -276,7 +272,6 @@ impl Store {
         token: &str,
     ) -> Result<Option<Claim>, StoreError> {
         let until = now.max(Utc::now()) + lease;
-        self.counters.write();
         let result = self
             .update_still_due(due, now)
             .update_expression("SET claim_token = :token, claim_until = :until, claim_step = :step")
@@ -308,7 +303,6 @@ impl Store {
         now: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        self.counters.write();
         let result = self
             .update_still_due(due, now)
             .update_expression("SET next_relance_date = :to")
@@ -326,7 +320,6 @@ impl Store {
         after_end: &ThreadRelance,
         token: &str,
     ) -> Result<CommitOutcome, StoreError> {
-        self.counters.write();
         let result = self
             .client
             .put_item()
@@ -343,7 +336,6 @@ impl Store {
             Err(err) if is_condition_failed(&err) => {}
             Err(err) => return Err(StoreError::from_sdk(err)),
         }
-        self.counters.write();
         let history = serde_dynamo::to_attribute_value(&after_end.history)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut update = self
@@ -377,7 +369,6 @@ impl Store {
     /// After the `relance.stopped` event of an early end went out: the item leaves the
     /// due index. False when something else changed it first.
     pub async fn clear_notice(&self, thread: &ThreadRelance) -> Result<bool, StoreError> {
-        self.counters.write();
         let result = self
             .client
             .update_item()
