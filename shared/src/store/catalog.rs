@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -158,6 +159,20 @@ impl Store {
         Ok(out.item)
     }
 
+    /// The record `prefix` + `id` of `tenant`, read consistently.
+    async fn get_record<T: DeserializeOwned>(
+        &self,
+        tenant: &str,
+        prefix: &str,
+        id: &str,
+    ) -> Result<T, StoreError> {
+        let item = self
+            .get(tenant_pk(tenant), format!("{prefix}{id}"))
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        from_item(item)
+    }
+
     /// A page of the items under `prefix`, in key order, optionally filtered.
     async fn list<T: for<'de> Deserialize<'de>>(
         &self,
@@ -236,11 +251,7 @@ impl Store {
     }
 
     pub async fn get_relance(&self, tenant: &str, id: &str) -> Result<Relance, StoreError> {
-        let item = self
-            .get(tenant_pk(tenant), format!("{RELANCE}{id}"))
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        from_item(item)
+        self.get_record(tenant, RELANCE, id).await
     }
 
     fn reference_ops(
@@ -395,11 +406,7 @@ impl Store {
     }
 
     pub async fn get_response(&self, tenant: &str, id: &str) -> Result<Response, StoreError> {
-        let item = self
-            .get(tenant_pk(tenant), format!("{RESPONSE}{id}"))
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        from_item(item)
+        self.get_record(tenant, RESPONSE, id).await
     }
 
     pub async fn create_response(

@@ -17,6 +17,15 @@ use crate::{AppState, now};
 /// Attempts of a read-check-write that a concurrent change of the same thread can void.
 const ATTEMPTS: usize = 3;
 
+/// Every attempt lost to a concurrent change of the same thread.
+fn keeps_changing() -> ApiError {
+    ApiError::Conflict(FieldError::new(
+        "",
+        "conflict",
+        "the thread's relance keeps changing; try again",
+    ))
+}
+
 fn unknown_relance() -> ApiError {
     ApiError::Invalid(FieldError::new(
         "relance_id",
@@ -87,11 +96,7 @@ pub async fn attach(
             }
         }
     }
-    Err(ApiError::Conflict(FieldError::new(
-        "",
-        "conflict",
-        "the thread's relance keeps changing; try again",
-    )))
+    Err(keeps_changing())
 }
 
 pub async fn get(
@@ -129,11 +134,7 @@ async fn end_early(
             return view(&state.store, tenant, &thread).await;
         }
     }
-    Err(ApiError::Conflict(FieldError::new(
-        "",
-        "conflict",
-        "the thread's relance keeps changing; try again",
-    )))
+    Err(keeps_changing())
 }
 
 pub async fn cancel(

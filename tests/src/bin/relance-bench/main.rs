@@ -155,6 +155,18 @@ impl World {
     }
 }
 
+/// The same table as `store`, reached through the counting proxy at `proxy_url`.
+async fn behind(proxy_url: &str, store: &Store) -> Store {
+    let client = aws_sdk_dynamodb::Client::new(&stack::sdk_config(proxy_url).await);
+    Store::new(
+        client,
+        &StoreConfig {
+            table_name: store.table_name().into(),
+            due_shards: store.due_shards(),
+        },
+    )
+}
+
 /// A function binary started as Lambda starts it, under the bench's runtime API.
 struct Function {
     child: Child,
@@ -545,13 +557,7 @@ async fn main() {
     seed(&world.dynamo, &counted, &counted_relances, 1_000, due).await;
     let proxy = CountingProxy::new(&world.dynamo_url).with_capacity();
     let proxy_url = proxy.spawn().await.unwrap();
-    let through_proxy = Store::new(
-        aws_sdk_dynamodb::Client::new(&stack::sdk_config(&proxy_url).await),
-        &StoreConfig {
-            table_name: counted.table_name().into(),
-            due_shards: 8,
-        },
-    );
+    let through_proxy = behind(&proxy_url, &counted).await;
     let sns_config = stack::sdk_config(&world.sns_url).await;
     let published_before = world
         .sns_published
@@ -655,13 +661,7 @@ async fn main() {
     ));
     let proxy = CountingProxy::new(&world.dynamo_url);
     let proxy_url = proxy.spawn().await.unwrap();
-    let through_proxy = Store::new(
-        aws_sdk_dynamodb::Client::new(&stack::sdk_config(&proxy_url).await),
-        &StoreConfig {
-            table_name: big.table_name().into(),
-            due_shards: 8,
-        },
-    );
+    let through_proxy = behind(&proxy_url, &big).await;
     let run = Scheduler::new(
         through_proxy,
         world.senders(&sns_config),
