@@ -30,6 +30,13 @@ stop_all() {
   PIDS=()
 }
 
+# start_moto LOG PORT: moto (DynamoDB and SNS) on 127.0.0.1:PORT, one request at a time
+# so that conditional writes are atomic as on DynamoDB (see scripts/moto_server.py).
+start_moto() {
+  start "$1" python "$ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$2"
+  wait_for "http://127.0.0.1:$2/moto-api/" 60 moto
+}
+
 # wait_for URL SECONDS WHAT: polls until URL answers.
 wait_for() {
   local url=$1 seconds=$2 what=$3 i

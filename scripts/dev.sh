@@ -28,8 +28,7 @@ for port in $MOTO_PORT ${STUB_ADDR##*:} $LAMBDA_PORT; do
 done
 
 echo "==> moto on $AWS_ENDPOINT_URL"
-start .dev/moto.log moto_server -H 127.0.0.1 -p $MOTO_PORT
-wait_for "$AWS_ENDPOINT_URL/moto-api/" 60 moto
+start_moto .dev/moto.log $MOTO_PORT
 
 echo "==> building the local tools"
 cargo build --quiet -p relance-tests --bins

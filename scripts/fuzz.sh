@@ -16,8 +16,7 @@ export AWS_ENDPOINT_URL=http://127.0.0.1:$MOTO_PORT
 export TABLE_NAME=fuzz DUE_SHARDS=4 RELANCE_DEV_AUTH=1
 trap stop_all EXIT
 
-start .dev/fuzz-moto.log moto_server -H 127.0.0.1 -p $MOTO_PORT
-wait_for "$AWS_ENDPOINT_URL/moto-api/" 60 moto
+start_moto .dev/fuzz-moto.log $MOTO_PORT
 cargo build --quiet -p relance-tests --bins
 target/debug/local-stack "$AWS_ENDPOINT_URL" "$TABLE_NAME" fuzz-events >/dev/null
 

@@ -15,8 +15,7 @@ cargo fmt --all -- --check
 cfn-lint infra/template.yaml
 
 echo "==> moto on $RELANCE_TEST_ENDPOINT"
-start .dev/test-moto.log moto_server -H 127.0.0.1 -p $MOTO_PORT
-wait_for "$RELANCE_TEST_ENDPOINT/moto-api/" 60 moto
+start_moto .dev/test-moto.log $MOTO_PORT
 
 echo "==> unit and integration tests"
 # The functions' binaries first: the cargo-lambda test starts them and should not wait
