@@ -612,3 +612,77 @@ async fn a_stop_announcement_that_fails_to_publish_is_retried_until_it_goes_out(
     );
     assert!(sms_to(&phone).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_completion_whose_event_fails_to_publish_is_announced_by_the_next_run() {
+    let stack = Stack::new().await;
+    let api = stack.api("acme");
+    api.put("/settings", always_open()).await;
+    let reminder = api.response("Rappel", "Bonjour {{customer_name}}").await;
+    let end = api.response("Fin", "Nous clôturons votre demande.").await;
+    let relance = api
+        .relance(with(
+            relance_body("Relance", &reminder),
+            json!({"max_sends": 1, "end_response_id": end, "final_status": "ferme"}),
+        ))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (typed, phone) = new_phone();
+    let attached = api
+        .put(
+            "/threads/th-1/relance",
+            attach_sms(&relance, &typed, json!({"customer_name": "Léa"})),
+        )
+        .await;
+    let reminder_due = time(&attached.body["next_relance_date"]);
+    assert_eq!(stack.tick(reminder_due).await.sent, 1);
+
+    // The end message goes out, but neither of its events does.
+    let flaky = Senders {
+        events: Arc::new(FlakyEvents {
+            real: stack.senders().events,
+            failures: Mutex::new(2),
+        }),
+        ..stack.senders()
+    };
+    let scheduler = stack.scheduler_with(flaky, RunConfig::default());
+    let end_due = reminder_due + Duration::days(2);
+    let run = scheduler.run(end_due, None).await.unwrap();
+    assert_eq!(
+        (run.sent, run.completed, run.events_failed),
+        (1, 1, 2),
+        "{run:?}"
+    );
+    assert_eq!(view(&stack).await["state"], "completed");
+    assert_eq!(stack.event_types().await, ["relance.sent"]);
+
+    // The next run announces the completion, dated when the cycle ended, exactly once.
+    let next = scheduler
+        .run(end_due + Duration::minutes(5), None)
+        .await
+        .unwrap();
+    assert_eq!((next.late_end_events, next.sent), (1, 0), "{next:?}");
+    let events = stack.events().await;
+    let completed = events.last().unwrap();
+    assert_eq!(
+        (&completed["type"], &completed["final_status"]),
+        (&json!("relance.completed"), &json!("ferme"))
+    );
+    assert_eq!(time(&completed["occurred_at"]), end_due);
+    assert_eq!(
+        scheduler
+            .run(end_due + Duration::minutes(10), None)
+            .await
+            .unwrap()
+            .due,
+        0
+    );
+    assert_eq!(stack.event_types().await.len(), 2);
+    assert_eq!(
+        sms_to(&phone).await.len(),
+        2,
+        "the reminder and the end message"
+    );
+}

@@ -5,6 +5,9 @@
 //! conditional write that one run wins), and committed under that claim. A run that died
 //! between send and commit leaves an expired claim; the next run records the step as
 //! `unknown` and moves on without sending.
+//!
+//! The end of a cycle is announced at least once: an ended thread stays due until its end
+//! event is published, so a later run publishes what a failed or dead run could not.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -111,6 +114,9 @@ pub struct RunSummary {
     pub left_for_next_run: u64,
     /// Stops and cancellations announced with `relance.stopped`.
     pub stopped: u64,
+    /// Completions and failures announced by a later run than the one that ended them
+    /// (that run could not publish the end event, or died before it).
+    pub late_end_events: u64,
     /// Due entries outside their tenant's sending window, moved to its next opening.
     pub postponed: u64,
     /// Due entries another run had claimed or that had moved on.
@@ -128,6 +134,7 @@ struct ItemReport {
     retried: bool,
     unknown: bool,
     stopped: bool,
+    late_end_event: bool,
     postponed: bool,
     skipped: bool,
     left: bool,
@@ -142,11 +149,19 @@ impl RunSummary {
         self.retried += u64::from(r.retried);
         self.unknown += u64::from(r.unknown);
         self.stopped += u64::from(r.stopped);
+        self.late_end_events += u64::from(r.late_end_event);
         self.postponed += u64::from(r.postponed);
         self.skipped += u64::from(r.skipped);
         self.left_for_next_run += u64::from(r.left);
         self.events_failed += r.events_failed;
     }
+}
+
+enum Announced {
+    Published,
+    NotPublished,
+    /// Another run announced it, or the thread got a new relance.
+    ChangedMeanwhile,
 }
 
 pub struct Scheduler {
@@ -236,12 +251,10 @@ impl Scheduler {
     ) -> Result<ItemReport, StoreError> {
         match item.state {
             State::Active => self.step(item, now, windows).await,
-            State::Stopped | State::Cancelled => self.announce(item, now).await,
-            // Finished cycles leave the index when they finish; nothing to do.
-            State::Completed | State::Failed => Ok(ItemReport {
-                skipped: true,
-                ..ItemReport::default()
-            }),
+            // An ended cycle is due while its end is still to be announced.
+            State::Stopped | State::Cancelled | State::Completed | State::Failed => {
+                self.announce(item).await
+            }
         }
     }
 
@@ -308,7 +321,18 @@ impl Scheduler {
                 report.failed = thread.state == State::Failed;
                 report.retried =
                     matches!(result, SendResult::Transient(_)) && thread.state == State::Active;
-                report.events_failed = self.publish(&events).await;
+                let (ends, others): (Vec<_>, Vec<_>) =
+                    events.into_iter().partition(DomainEvent::ends_cycle);
+                report.events_failed = self.publish(&others).await;
+                if !ends.is_empty() {
+                    match self.announce_end(&thread).await {
+                        Ok(Announced::Published) | Ok(Announced::ChangedMeanwhile) => {}
+                        Ok(Announced::NotPublished) => report.events_failed += 1,
+                        Err(err) => {
+                            tracing::warn!(tenant = %item.tenant, thread = %item.thread_id, error = %err, "end event published but the thread stays due; the next run may announce it again");
+                        }
+                    }
+                }
             }
             CommitOutcome::EndedMeanwhile => {
                 tracing::info!(tenant = %item.tenant, thread = %item.thread_id, "stopped during the send; the send is recorded, the cycle stays ended");
@@ -357,9 +381,9 @@ impl Scheduler {
         failed
     }
 
-    /// Publishes the `relance.stopped` event of a stop or cancel, then takes the thread
-    /// out of the index. A failed publish leaves it due, so the event is never lost.
-    async fn announce(&self, item: &DueItem, now: DateTime<Utc>) -> Result<ItemReport, StoreError> {
+    /// Announces the end of a cycle that a due entry names: a stop or cancel written by
+    /// the API, or a completion or failure whose run could not publish it.
+    async fn announce(&self, item: &DueItem) -> Result<ItemReport, StoreError> {
         let skipped = ItemReport {
             skipped: true,
             ..ItemReport::default()
@@ -370,24 +394,36 @@ impl Scheduler {
         if !thread.notify_pending || thread.state != item.state || thread.cycle != item.cycle {
             return Ok(skipped);
         }
-        if let Err(err) = self
-            .senders
-            .events
-            .publish(&thread.stopped_event(now))
-            .await
-        {
-            tracing::error!(tenant = %item.tenant, thread = %item.thread_id, error = %err, "relance.stopped not published; retrying next run");
-            return Ok(ItemReport {
+        Ok(match self.announce_end(&thread).await? {
+            Announced::Published => ItemReport {
+                stopped: matches!(thread.state, State::Stopped | State::Cancelled),
+                late_end_event: matches!(thread.state, State::Completed | State::Failed),
+                ..ItemReport::default()
+            },
+            Announced::NotPublished => ItemReport {
                 left: true,
                 events_failed: 1,
                 ..ItemReport::default()
-            });
+            },
+            Announced::ChangedMeanwhile => skipped,
+        })
+    }
+
+    /// Publishes the end event of an ended cycle, then takes the thread out of the due
+    /// index. A failed publish leaves it due, so the next run tries again: the helpdesk
+    /// backend learns of every end at least once.
+    async fn announce_end(&self, thread: &ThreadRelance) -> Result<Announced, StoreError> {
+        let Some(event) = thread.end_event() else {
+            return Ok(Announced::ChangedMeanwhile);
+        };
+        if let Err(err) = self.senders.events.publish(&event).await {
+            tracing::error!(event = event.type_name(), tenant = %thread.tenant_id, thread = %thread.thread_id, error = %err, "end event not published; the next run tries again");
+            return Ok(Announced::NotPublished);
         }
-        let cleared = self.store.clear_notice(&thread).await?;
-        Ok(ItemReport {
-            stopped: cleared,
-            skipped: !cleared,
-            ..ItemReport::default()
+        Ok(if self.store.clear_notice(thread).await? {
+            Announced::Published
+        } else {
+            Announced::ChangedMeanwhile
         })
     }
 }

@@ -44,6 +44,11 @@ pub enum EventDetail {
 }
 
 impl DomainEvent {
+    /// Whether the event announces the end of a cycle (the stored notice tracks those).
+    pub fn ends_cycle(&self) -> bool {
+        !matches!(self.detail, EventDetail::Sent { .. })
+    }
+
     /// The `type` field, also sent as a message attribute for subscription filters.
     pub fn type_name(&self) -> &'static str {
         match self.detail {

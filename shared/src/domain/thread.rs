@@ -98,10 +98,13 @@ pub struct ThreadRelance {
     pub messages_sent: u32,
     /// Transient failures of the current step so far.
     pub attempts: u32,
-    /// When the scheduler next has something to do for this thread; `None` when nothing.
+    /// When the scheduler next has something to do for this thread (a step, or the
+    /// announcement of the cycle's end); `None` when nothing.
     pub next_relance_date: Option<DateTime<Utc>>,
     pub last_sent_at: Option<DateTime<Utc>>,
-    /// A stop or cancel whose `relance.stopped` event is still to be published.
+    /// The cycle ended and its end event (`relance.completed`, `relance.failed` or
+    /// `relance.stopped`) may not have been published yet: the item stays in the due
+    /// index until it has, so that the helpdesk backend always learns of the end.
     #[serde(default)]
     pub notify_pending: bool,
     pub history: Vec<HistoryEntry>,
@@ -448,14 +451,8 @@ impl ThreadRelance {
                     "cycle completed; ticket set to {}",
                     self.final_status
                 ));
-                self.next_relance_date = None;
-                Some(self.event(
-                    now,
-                    EventDetail::Completed {
-                        final_status: self.final_status.clone(),
-                        messages_sent: self.messages_sent,
-                    },
-                ))
+                self.end_pending(now);
+                self.end_event()
             }
         }
     }
@@ -463,15 +460,16 @@ impl ThreadRelance {
     fn fail(&mut self, step: Step, now: DateTime<Utc>, reason: String) -> DomainEvent {
         self.state = State::Failed;
         self.state_reason = Some(reason.clone());
-        self.next_relance_date = None;
-        self.push_history(step, now, Outcome::Failed, Some(reason.clone()));
-        self.event(
-            now,
-            EventDetail::Failed {
-                step: step.number,
-                reason,
-            },
-        )
+        self.push_history(step, now, Outcome::Failed, Some(reason));
+        self.end_pending(now);
+        self.end_event().expect("a failed cycle has an end event")
+    }
+
+    /// Keeps the ended cycle due at `now` until its end event is published.
+    fn end_pending(&mut self, now: DateTime<Utc>) {
+        self.notify_pending = true;
+        self.next_relance_date = Some(now);
+        self.updated_at = now;
     }
 
     /// Records a send that a stop or cancel overtook: the customer got it, the cycle
@@ -497,21 +495,31 @@ impl ThreadRelance {
         }
         self.state = state;
         self.state_reason = Some(reason);
-        self.notify_pending = true;
-        self.next_relance_date = Some(now);
-        self.updated_at = now;
+        self.end_pending(now);
         true
     }
 
-    /// The `relance.stopped` event of an early end.
-    pub fn stopped_event(&self, now: DateTime<Utc>) -> DomainEvent {
-        self.event(
-            now,
-            EventDetail::Stopped {
-                state: self.state,
-                reason: self.state_reason.clone().unwrap_or_default(),
+    /// The event announcing how the cycle ended, dated when it ended; `None` while it
+    /// runs.
+    pub fn end_event(&self) -> Option<DomainEvent> {
+        let reason = || self.state_reason.clone().unwrap_or_default();
+        let detail = match self.state {
+            State::Active => return None,
+            State::Completed => EventDetail::Completed {
+                final_status: self.final_status.clone(),
+                messages_sent: self.messages_sent,
             },
-        )
+            // A cycle fails at the step it could not send; the step does not advance.
+            State::Failed => EventDetail::Failed {
+                step: self.step,
+                reason: reason(),
+            },
+            State::Stopped | State::Cancelled => EventDetail::Stopped {
+                state: self.state,
+                reason: reason(),
+            },
+        };
+        Some(self.event(self.updated_at, detail))
     }
 
     /// The thread panel's view, dates in the tenant's time zone.
@@ -799,7 +807,8 @@ mod tests {
                     .iter()
                     .map(DomainEvent::type_name),
             );
-            if let Some(next) = thread.next_relance_date {
+            if thread.state == State::Active {
+                let next = thread.next_relance_date.unwrap();
                 assert_eq!(next, now + Duration::days(2));
                 now = next;
             }
@@ -814,9 +823,12 @@ mod tests {
             ]
         );
         assert_eq!(
-            (thread.state, thread.messages_sent, thread.next_relance_date),
-            (State::Completed, 3, None)
+            (thread.state, thread.messages_sent, thread.notify_pending),
+            (State::Completed, 3, true),
+            "due until the end is announced"
         );
+        assert_eq!(thread.view(chrono_tz::UTC).next_relance_date, None);
+        assert_eq!(thread.end_event().unwrap().type_name(), "relance.completed");
         assert_eq!(thread.current_step(), None);
         assert_eq!(thread.history.len(), 3);
         assert_eq!(thread.history[2].kind, StepKind::End);
@@ -878,8 +890,13 @@ mod tests {
         let mut thread = attached(3, None);
         let events = thread.record(SendResult::Permanent("opted out".into()), now, &open(), 3);
         assert_eq!(
-            (events.len(), thread.state, thread.next_relance_date),
-            (1, State::Failed, None)
+            (events.len(), thread.state, thread.notify_pending),
+            (1, State::Failed, true)
+        );
+        assert_eq!(
+            thread.end_event().as_ref(),
+            events.first(),
+            "announced again, unchanged, if the first publish is lost"
         );
     }
 
@@ -924,8 +941,16 @@ mod tests {
             thread.record(SendResult::Sent, now, &open(), 5).is_empty(),
             "an ended cycle never advances"
         );
-        let event = thread.stopped_event(now);
-        assert_eq!(event.type_name(), "relance.stopped");
+        let event = thread.end_event().unwrap();
+        assert_eq!(
+            (event.type_name(), event.occurred_at),
+            ("relance.stopped", now)
+        );
+        assert_eq!(
+            attached(3, None).end_event(),
+            None,
+            "a running cycle has no end"
+        );
     }
 
     #[test]

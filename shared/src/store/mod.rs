@@ -19,8 +19,8 @@
 //! thread modulo `DUE_SHARDS`, so that no index partition is hot) and sort key
 //! `next_relance_date` (UTC `YYYY-MM-DDTHH:MM:SSZ`, fixed width, so text order is time
 //! order). Both attributes exist only while the scheduler has something to do for the
-//! thread (a step to send, or a stop to announce); ending a cycle removes them and the item
-//! leaves the index. The index projects only `state`, `cycle` and `step`: claims and
+//! thread (a step to send, or the end of its cycle to announce); once the end event is
+//! published they are removed and the item leaves the index. The index projects only `state`, `cycle` and `step`: claims and
 //! history never rewrite it. The scheduler queries each shard for
 //! `next_relance_date <= now`; it never scans the table.
 //!
