@@ -12,6 +12,7 @@ trap stop_all EXIT
 
 echo "==> format and lints"
 cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 cfn-lint infra/template.yaml
 
 echo "==> moto on $RELANCE_TEST_ENDPOINT"

@@ -69,7 +69,7 @@ async fn relance_lifecycle_create_list_edit_delete() {
     // The thread panel's dropdown: only relances allowed on the thread's channel.
     assert_eq!(
         ids(&api.get("/relances?channel=amazon").await.body),
-        [id.clone()]
+        std::slice::from_ref(&id)
     );
     assert_eq!(
         ids(&api.get("/relances?channel=sms").await.body),

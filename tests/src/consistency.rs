@@ -100,12 +100,12 @@ pub async fn check(client: &Client, table: &str) -> Result<(Vec<String>, usize),
             other => problems.push(format!("{tenant} relance {id}: name guard {other:?}")),
         }
         for field in ["default_response_id", "end_response_id"] {
-            if let Some(response) = s(relance, field) {
-                if !responses.contains_key(&(tenant.clone(), response.to_owned())) {
-                    problems.push(format!(
-                        "{tenant} relance {id}: {field} {response} does not exist"
-                    ));
-                }
+            if let Some(response) = s(relance, field)
+                && !responses.contains_key(&(tenant.clone(), response.to_owned()))
+            {
+                problems.push(format!(
+                    "{tenant} relance {id}: {field} {response} does not exist"
+                ));
             }
         }
     }

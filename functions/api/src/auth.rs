@@ -46,16 +46,14 @@ impl FromRequestParts<AppState> for Tenant {
             }
             return Ok(Tenant(claim.to_owned()));
         }
-        if state.config.dev_auth {
-            if let Some(header) = parts
+        if state.config.dev_auth
+            && let Some(header) = parts
                 .headers
                 .get(DEV_TENANT_HEADER)
                 .and_then(|v| v.to_str().ok())
-            {
-                if is_external_id(header) {
-                    return Ok(Tenant(header.to_owned()));
-                }
-            }
+            && is_external_id(header)
+        {
+            return Ok(Tenant(header.to_owned()));
         }
         Err(ApiError::Unauthenticated)
     }

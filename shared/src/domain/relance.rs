@@ -82,10 +82,10 @@ impl Relance {
     /// The response ids this relance uses, each once.
     pub fn response_ids(&self) -> Vec<&str> {
         let mut ids = vec![self.default_response_id.as_str()];
-        if let Some(end) = self.end_response_id.as_deref() {
-            if end != self.default_response_id {
-                ids.push(end);
-            }
+        if let Some(end) = self.end_response_id.as_deref()
+            && end != self.default_response_id
+        {
+            ids.push(end);
         }
         ids
     }

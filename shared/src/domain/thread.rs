@@ -194,10 +194,11 @@ impl AttachInput {
         }
         let recipient = self.recipient.validate(relance.send_type)?;
         check_context(&self.context)?;
-        if let Some(current) = existing {
-            if current.state == State::Active && current.relance_id == relance.id {
-                return Ok(Attach::Unchanged);
-            }
+        if let Some(current) = existing
+            && current.state == State::Active
+            && current.relance_id == relance.id
+        {
+            return Ok(Attach::Unchanged);
         }
         let limit = match relance.send_type {
             SendType::Sms => SMS_MAX,

@@ -15,15 +15,15 @@ pub async fn list(
     Tenant(tenant): Tenant,
     query: ListQuery,
 ) -> Result<Json<Page<Relance>>, ApiError> {
-    if let Some(channel) = query.channel.as_deref() {
-        if !is_channel_code(channel) {
-            return Err(FieldError::new(
-                "channel",
-                "invalid_channel",
-                "channel codes are 1 to 32 of a-z, 0-9, _ and -",
-            )
-            .into());
-        }
+    if let Some(channel) = query.channel.as_deref()
+        && !is_channel_code(channel)
+    {
+        return Err(FieldError::new(
+            "channel",
+            "invalid_channel",
+            "channel codes are 1 to 32 of a-z, 0-9, _ and -",
+        )
+        .into());
     }
     let page = state
         .store
