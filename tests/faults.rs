@@ -72,6 +72,24 @@ async fn open_sms_relance(stack: &Stack, tenant: &str) -> String {
         .to_owned()
 }
 
+/// Attaches `relance` to `thread_id` by SMS to a phone no other test uses; returns the
+/// phone (E.164) and when the first reminder is due.
+async fn attach_new_phone(
+    stack: &Stack,
+    relance: &str,
+    thread_id: &str,
+) -> (String, DateTime<Utc>) {
+    let (typed, phone) = new_phone();
+    let attached = stack
+        .api("acme")
+        .put(
+            &format!("/threads/{thread_id}/relance"),
+            attach_sms(relance, &typed, json!({"customer_name": "Léa"})),
+        )
+        .await;
+    (phone, time(&attached.body["next_relance_date"]))
+}
+
 async fn attach_channel(stack: &Stack) -> DateTime<Utc> {
     let api = stack.api("acme");
     api.put("/settings", always_open()).await;
@@ -244,23 +262,10 @@ async fn sns_throttling_is_retried_and_a_refused_number_fails() {
     let stack = Stack::new().await;
     let api = stack.api("acme");
     let relance = open_sms_relance(&stack, "acme").await;
-    let (typed, phone) = new_phone();
-    let attached = api
-        .put(
-            "/threads/th-1/relance",
-            attach_sms(&relance, &typed, json!({"customer_name": "Léa"})),
-        )
-        .await;
-    let (typed2, phone2) = new_phone();
-    let attached2 = api
-        .put(
-            "/threads/th-2/relance",
-            attach_sms(&relance, &typed2, json!({"customer_name": "Léo"})),
-        )
-        .await;
+    let (phone, due1) = attach_new_phone(&stack, &relance, "th-1").await;
+    let (phone2, due2) = attach_new_phone(&stack, &relance, "th-2").await;
     // The two attachments may fall in different seconds: run when both are due.
-    let due =
-        time(&attached.body["next_relance_date"]).max(time(&attached2.body["next_relance_date"]));
+    let due = due1.max(due2);
 
     let senders = |script: Vec<SendError>| Senders {
         sms: Arc::new(ScriptedSms {
@@ -357,14 +362,7 @@ async fn a_run_killed_between_send_and_commit_never_sends_that_step_again() {
     let stack = Stack::new().await;
     let api = stack.api("acme");
     let relance = open_sms_relance(&stack, "acme").await;
-    let (typed, phone) = new_phone();
-    let attached = api
-        .put(
-            "/threads/th-1/relance",
-            attach_sms(&relance, &typed, json!({"customer_name": "Léa"})),
-        )
-        .await;
-    let due = time(&attached.body["next_relance_date"]);
+    let (phone, due) = attach_new_phone(&stack, &relance, "th-1").await;
 
     let sent = Arc::new(Notify::new());
     let dying = stack.scheduler_with(
@@ -505,14 +503,7 @@ async fn a_step_due_outside_the_window_waits_for_the_next_opening() {
     let stack = Stack::new().await;
     let api = stack.api("acme");
     let relance = open_sms_relance(&stack, "acme").await;
-    let (typed, phone) = new_phone();
-    let attached = api
-        .put(
-            "/threads/th-1/relance",
-            attach_sms(&relance, &typed, json!({"customer_name": "Léa"})),
-        )
-        .await;
-    let due = time(&attached.body["next_relance_date"]);
+    let (phone, due) = attach_new_phone(&stack, &relance, "th-1").await;
     // The admin narrows the window after the attachment: 10:00–11:00 UTC, every day.
     api.put(
         "/settings",
@@ -568,12 +559,7 @@ async fn a_stop_announcement_that_fails_to_publish_is_retried_until_it_goes_out(
     let stack = Stack::new().await;
     let api = stack.api("acme");
     let relance = open_sms_relance(&stack, "acme").await;
-    let (typed, phone) = new_phone();
-    api.put(
-        "/threads/th-1/relance",
-        attach_sms(&relance, &typed, json!({"customer_name": "Léa"})),
-    )
-    .await;
+    let (phone, _) = attach_new_phone(&stack, &relance, "th-1").await;
     api.put(
         "/threads/th-1/ticket-status",
         json!({"ticket_status": "resolu"}),
@@ -629,14 +615,7 @@ async fn a_completion_whose_event_fails_to_publish_is_announced_by_the_next_run(
         .as_str()
         .unwrap()
         .to_owned();
-    let (typed, phone) = new_phone();
-    let attached = api
-        .put(
-            "/threads/th-1/relance",
-            attach_sms(&relance, &typed, json!({"customer_name": "Léa"})),
-        )
-        .await;
-    let reminder_due = time(&attached.body["next_relance_date"]);
+    let (phone, reminder_due) = attach_new_phone(&stack, &relance, "th-1").await;
     assert_eq!(stack.tick(reminder_due).await.sent, 1);
 
     // The end message goes out, but neither of its events does.
