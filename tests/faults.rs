@@ -665,3 +665,128 @@ async fn a_completion_whose_event_fails_to_publish_is_announced_by_the_next_run(
         "the reminder and the end message"
     );
 }
+
+/// Takes each request to SNS, hands it to moto, then hangs up without answering: SNS has
+/// the SMS, the sender never learns it. Returns the URL to point an SNS client at.
+async fn answer_losing_proxy() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = relance_tests::stack::test_endpoint();
+    tokio::spawn(async move {
+        let client = reqwest::Client::new();
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (client, upstream) = (client.clone(), upstream.clone());
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let (head_len, body_len) = loop {
+                    let Ok(read) = socket.read(&mut chunk).await else {
+                        return;
+                    };
+                    if read == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&chunk[..read]);
+                    if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&request[..end]).to_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        break (end + 4, length);
+                    }
+                };
+                while request.len() < head_len + body_len {
+                    let Ok(read) = socket.read(&mut chunk).await else {
+                        return;
+                    };
+                    request.extend_from_slice(&chunk[..read]);
+                }
+                let head = String::from_utf8_lossy(&request[..head_len]).into_owned();
+                let mut forward = client
+                    .post(&upstream)
+                    .body(request[head_len..head_len + body_len].to_vec());
+                for line in head.lines().skip(1) {
+                    if let Some((name, value)) = line.split_once(':')
+                        && !["host", "content-length"].contains(&name.to_lowercase().as_str())
+                    {
+                        forward = forward.header(name, value.trim());
+                    }
+                }
+                let answer = forward.send().await.unwrap();
+                assert!(answer.status().is_success(), "moto took the SMS");
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+/// The real SMS sender, talking to SNS at `url`.
+async fn sms_through(url: &str) -> Arc<dyn SmsSender> {
+    let aws = relance_tests::stack::sdk_config(url).await;
+    let client = aws_sdk_sns::Client::new(&aws);
+    Arc::new(relance_shared::outbound::SnsSms::new(client, 0))
+}
+
+#[tokio::test]
+async fn an_sms_whose_answer_is_lost_is_recorded_unknown_and_never_sent_again() {
+    let stack = Stack::new().await;
+    let relance = open_sms_relance(&stack, "acme").await;
+    let (phone, due) = attach_new_phone(&stack, &relance, "th-1").await;
+
+    let lossy = Senders {
+        sms: sms_through(&answer_losing_proxy().await).await,
+        ..stack.senders()
+    };
+    let run = stack
+        .scheduler_with(lossy, RunConfig::default())
+        .run(due, None)
+        .await
+        .unwrap();
+    assert_eq!((run.sent, run.unknown, run.retried), (0, 1, 0), "{run:?}");
+    assert_eq!(sms_to(&phone).await.len(), 1, "SNS did send it");
+
+    let view = view(&stack).await;
+    assert_eq!(view["history"][0]["outcome"], "unknown", "{view}");
+    assert!(
+        view["history"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("no answer from SNS"),
+        "{view}"
+    );
+    assert_eq!(view["messages_sent"], 0);
+    assert_eq!(time(&view["next_relance_date"]), due + Duration::days(2));
+    // Later runs with a working SNS do not send that reminder again.
+    assert_eq!(stack.tick(due + Duration::hours(1)).await.due, 0);
+    assert_eq!(sms_to(&phone).await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_sms_to_an_unreachable_sns_is_retried_by_a_later_run() {
+    let stack = Stack::new().await;
+    let relance = open_sms_relance(&stack, "acme").await;
+    let (phone, due) = attach_new_phone(&stack, &relance, "th-1").await;
+
+    // A port nobody listens on: the connection is refused before anything is sent.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let unreachable = Senders {
+        sms: sms_through(&url).await,
+        ..stack.senders()
+    };
+    let run = stack
+        .scheduler_with(unreachable, RunConfig::default())
+        .run(due, None)
+        .await
+        .unwrap();
+    assert_eq!((run.sent, run.unknown, run.retried), (0, 0, 1), "{run:?}");
+    assert_eq!(view(&stack).await["history"][0]["outcome"], "retry");
+
+    let retry = stack.tick(due + Duration::minutes(5)).await;
+    assert_eq!(retry.sent, 1, "{retry:?}");
+    assert_eq!(sms_to(&phone).await.len(), 1);
+}

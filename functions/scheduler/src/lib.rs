@@ -296,7 +296,9 @@ impl Scheduler {
         };
         let result = if claim.expired_claim {
             tracing::warn!(tenant = %item.tenant, thread = %item.thread_id, step = step.number, "claim expired without commit: recording the step as unknown");
-            SendResult::Unknown
+            SendResult::Unknown(
+                "a run stopped between send and confirmation; not sent again".into(),
+            )
         } else {
             match thread.message(step) {
                 None => SendResult::NothingToSend,
@@ -304,6 +306,10 @@ impl Scheduler {
                     Ok(()) => SendResult::Sent,
                     Err(SendError::Transient(reason)) => SendResult::Transient(reason),
                     Err(SendError::Permanent(reason)) => SendResult::Permanent(reason),
+                    Err(SendError::Unknown(reason)) => {
+                        tracing::warn!(tenant = %item.tenant, thread = %item.thread_id, step = step.number, %reason, "send outcome unknown: recording it, not sending again");
+                        SendResult::Unknown(format!("{reason}; not sent again"))
+                    }
                 },
             }
         };
@@ -312,7 +318,7 @@ impl Scheduler {
         let events = thread.record(result.clone(), now, &window, self.config.max_attempts);
         let mut report = ItemReport {
             sent: result == SendResult::Sent,
-            unknown: result == SendResult::Unknown,
+            unknown: matches!(result, SendResult::Unknown(_)),
             ..ItemReport::default()
         };
         match self.store.commit(&thread, &after_end, &token).await? {

@@ -137,8 +137,9 @@ pub enum Attach {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendResult {
     Sent,
-    /// A run stopped between send and commit: the customer may or may not have it.
-    Unknown,
+    /// The customer may or may not have it (a run stopped between send and commit, or the
+    /// provider's answer was lost): never sent again. The text says why.
+    Unknown(String),
     /// The step has no message (end of cycle without an end response).
     NothingToSend,
     Transient(String),
@@ -399,15 +400,10 @@ impl ThreadRelance {
                 ));
                 events.extend(self.advance(step, now, window));
             }
-            SendResult::Unknown => {
+            SendResult::Unknown(detail) => {
                 // Counted as possibly sent for spacing, never resent.
                 self.last_sent_at = Some(now);
-                self.push_history(
-                    step,
-                    now,
-                    Outcome::Unknown,
-                    Some("a run stopped between send and confirmation; not sent again".into()),
-                );
+                self.push_history(step, now, Outcome::Unknown, Some(detail));
                 events.extend(self.advance(step, now, window));
             }
             SendResult::NothingToSend => events.extend(self.advance(step, now, window)),
@@ -907,7 +903,7 @@ mod tests {
         let now = thread.next_relance_date.unwrap() + Duration::hours(1);
         assert!(
             thread
-                .record(SendResult::Unknown, now, &open(), 5)
+                .record(SendResult::Unknown("no answer".into()), now, &open(), 5)
                 .is_empty()
         );
         assert_eq!((thread.step, thread.messages_sent), (2, 0));

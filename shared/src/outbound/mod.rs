@@ -23,6 +23,10 @@ pub enum SendError {
     /// Will never work for this recipient: invalid or opted-out number, refused message.
     #[error("{0}")]
     Permanent(String),
+    /// The request may have reached the provider but no answer came back. Without an
+    /// idempotency key (SMS), sending again could deliver the message twice.
+    #[error("{0}")]
+    Unknown(String),
 }
 
 /// A marketplace message, as the connector receives it.
