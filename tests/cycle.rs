@@ -548,6 +548,87 @@ async fn an_agent_cancels_a_relance() {
 }
 
 #[tokio::test]
+async fn the_end_of_a_replaced_cycle_is_announced_too() {
+    let stack = Stack::new().await;
+    let api = stack.api("acme");
+    api.put("/settings", always_open()).await;
+    let first = sms_relance(&api).await;
+    let reminder = api.response("Autre", "Bonjour {{customer_name}}").await;
+    let second = api.relance(relance_body("Relance courte", &reminder)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (typed, phone) = new_phone();
+    let context = json!({"customer_name": "Léa", "order_id": "A"});
+    let attach = |relance: &str| attach_sms(relance, &typed, context.clone());
+
+    // The customer answers, then the ticket waits again: the agent attaches at once,
+    // before any scheduler run announced the stop.
+    api.put("/threads/th-1/relance", attach(&first)).await;
+    api.put(
+        "/threads/th-1/ticket-status",
+        json!({"ticket_status": "en_cours"}),
+    )
+    .await;
+    let again = api.put("/threads/th-1/relance", attach(&first)).await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.body);
+    // Then another relance replaces the running one.
+    let replaced = api.put("/threads/th-1/relance", attach(&second)).await;
+    assert_eq!(replaced.status, StatusCode::CREATED, "{}", replaced.body);
+
+    let run = stack.tick(chrono::Utc::now() + Duration::minutes(1)).await;
+    assert_eq!((run.stopped, run.sent), (2, 0), "{run:?}");
+    let mut ends: Vec<_> = stack
+        .events()
+        .await
+        .iter()
+        .map(|e| {
+            (
+                e["cycle"].as_u64().unwrap(),
+                e["type"].clone(),
+                e["state"].clone(),
+                e["reason"].clone(),
+            )
+        })
+        .collect();
+    ends.sort_by_key(|e| e.0);
+    assert_eq!(
+        ends,
+        [
+            (
+                1,
+                json!("relance.stopped"),
+                json!("stopped"),
+                json!("ticket status changed to en_cours")
+            ),
+            (
+                2,
+                json!("relance.stopped"),
+                json!("cancelled"),
+                json!("replaced by relance \"Relance courte\"")
+            ),
+        ]
+    );
+    let panel = api.get("/threads/th-1/relance").await.body;
+    assert_eq!(
+        (&panel["relance_name"], &panel["state"]),
+        (&json!("Relance courte"), &json!("active"))
+    );
+    assert!(sms_to(&phone).await.is_empty());
+    assert_eq!(
+        stack
+            .tick(chrono::Utc::now() + Duration::minutes(2))
+            .await
+            .due,
+        0
+    );
+    let (problems, _) = relance_tests::consistency::check(&stack.world.dynamo, &stack.world.table)
+        .await
+        .unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+}
+
+#[tokio::test]
 async fn thread_relances_are_invisible_to_other_tenants() {
     let stack = Stack::new().await;
     let a = stack.api("tenant-a");

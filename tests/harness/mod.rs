@@ -483,7 +483,7 @@ pub async fn seed_due(
                     Some(due),
                     "seeded threads are due at {due}"
                 );
-                store.put_thread(&thread, None).await.unwrap();
+                store.put_thread(&thread, None, None).await.unwrap();
                 let recipient = match thread.recipient {
                     Recipient::Phone(phone) => phone,
                     Recipient::ConversationId(id) => id,

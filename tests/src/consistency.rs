@@ -1,7 +1,7 @@
 //! Invariants of the stored data, checked over a whole table after fuzzing or load:
 //! every relance has its name guard and existing responses, every response counts the
-//! relances that use it, and every thread relance is in the due index exactly when the
-//! scheduler has something to do for it.
+//! relances that use it, every thread relance is in the due index exactly when the
+//! scheduler has something to do for it, and so is every end notice of a replaced cycle.
 
 use std::collections::{HashMap, HashSet};
 
@@ -74,6 +74,13 @@ pub async fn check(client: &Client, table: &str) -> Result<(Vec<String>, usize),
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0);
             responses.insert((tenant, id.to_owned()), count);
+        } else if sk.starts_with("THREAD_END#") {
+            // A replaced cycle's end notice exists only until its event is published.
+            let indexed = item.contains_key("due_shard") && item.contains_key("next_relance_date");
+            let notify = item.get("notify_pending").and_then(|v| v.as_bool().ok()) == Some(&true);
+            if !(indexed && notify) {
+                problems.push(format!("{pk} {sk}: an end notice outside the due index"));
+            }
         } else if sk.starts_with("THREAD#") {
             let state = s(item, "state").unwrap_or_default();
             let indexed = item.contains_key("due_shard") && item.contains_key("next_relance_date");

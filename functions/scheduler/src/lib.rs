@@ -331,7 +331,7 @@ impl Scheduler {
                     events.into_iter().partition(DomainEvent::ends_cycle);
                 report.events_failed = self.publish(&others).await;
                 if !ends.is_empty() {
-                    match self.announce_end(&thread).await {
+                    match self.announce_end(item, &thread).await {
                         Ok(Announced::Published) | Ok(Announced::ChangedMeanwhile) => {}
                         Ok(Announced::NotPublished) => report.events_failed += 1,
                         Err(err) => {
@@ -388,19 +388,20 @@ impl Scheduler {
     }
 
     /// Announces the end of a cycle that a due entry names: a stop or cancel written by
-    /// the API, or a completion or failure whose run could not publish it.
+    /// the API (also of a cycle that a new attachment replaced), or a completion or
+    /// failure whose run could not publish it.
     async fn announce(&self, item: &DueItem) -> Result<ItemReport, StoreError> {
         let skipped = ItemReport {
             skipped: true,
             ..ItemReport::default()
         };
-        let Some(thread) = self.store.get_thread(&item.tenant, &item.thread_id).await? else {
+        let Some(thread) = self.store.get_due(item).await? else {
             return Ok(skipped);
         };
         if !thread.notify_pending || thread.state != item.state || thread.cycle != item.cycle {
             return Ok(skipped);
         }
-        Ok(match self.announce_end(&thread).await? {
+        Ok(match self.announce_end(item, &thread).await? {
             Announced::Published => ItemReport {
                 stopped: matches!(thread.state, State::Stopped | State::Cancelled),
                 late_end_event: matches!(thread.state, State::Completed | State::Failed),
@@ -418,7 +419,11 @@ impl Scheduler {
     /// Publishes the end event of an ended cycle, then takes the thread out of the due
     /// index. A failed publish leaves it due, so the next run tries again: the helpdesk
     /// backend learns of every end at least once.
-    async fn announce_end(&self, thread: &ThreadRelance) -> Result<Announced, StoreError> {
+    async fn announce_end(
+        &self,
+        item: &DueItem,
+        thread: &ThreadRelance,
+    ) -> Result<Announced, StoreError> {
         let Some(event) = thread.end_event() else {
             return Ok(Announced::ChangedMeanwhile);
         };
@@ -426,7 +431,7 @@ impl Scheduler {
             tracing::error!(event = event.type_name(), tenant = %thread.tenant_id, thread = %thread.thread_id, error = %err, "end event not published; the next run tries again");
             return Ok(Announced::NotPublished);
         }
-        Ok(if self.store.clear_notice(thread).await? {
+        Ok(if self.store.clear_notice(item, thread).await? {
             Announced::Published
         } else {
             Announced::ChangedMeanwhile

@@ -496,6 +496,23 @@ impl ThreadRelance {
         true
     }
 
+    /// This cycle as a new attachment leaves it, when its end is still to be announced:
+    /// a running cycle ends `cancelled` (replaced), an ended one keeps its pending end.
+    /// `None` when there is nothing left to announce.
+    pub fn superseded(&self, by_relance: &str, now: DateTime<Utc>) -> Option<ThreadRelance> {
+        let mut ended = self.clone();
+        if ended.end_early(
+            State::Cancelled,
+            format!("replaced by relance \"{by_relance}\""),
+            now,
+        ) || self.notify_pending
+        {
+            Some(ended)
+        } else {
+            None
+        }
+    }
+
     /// The event announcing how the cycle ended, dated when it ended; `None` while it
     /// runs.
     pub fn end_event(&self) -> Option<DomainEvent> {
@@ -913,6 +930,27 @@ mod tests {
             Some(now + Duration::days(2)),
             "spaced from the possible send"
         );
+    }
+
+    #[test]
+    fn a_replaced_cycle_keeps_an_end_to_announce_only_while_one_is_due() {
+        let now = utc(T0) + Duration::hours(1);
+        let running = attached(3, None);
+        let replaced = running.superseded("Autre", now).unwrap();
+        assert_eq!(
+            (replaced.state, replaced.notify_pending, replaced.cycle),
+            (State::Cancelled, true, running.cycle)
+        );
+        assert_eq!(
+            replaced.state_reason.as_deref(),
+            Some("replaced by relance \"Autre\"")
+        );
+        assert_eq!(replaced.superseded("Autre", now), Some(replaced.clone()));
+        let announced = ThreadRelance {
+            notify_pending: false,
+            ..replaced
+        };
+        assert_eq!(announced.superseded("Autre", now), None);
     }
 
     #[test]

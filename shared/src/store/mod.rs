@@ -12,6 +12,7 @@
 //! | `TENANT#<tenant>` | `RESPONSE#<id>`             | a pre-saved response, with `ref_count`: how many relances use it |
 //! | `TENANT#<tenant>` | `SETTINGS`                  | the sending window (absent: defaults)         |
 //! | `TENANT#<tenant>` | `THREAD#<thread_id>`        | the thread relance: snapshot, counters, schedule, history, claim |
+//! | `TENANT#<tenant>` | `THREAD_END#<thread_id>#<cycle>` | a replaced cycle whose end is still to be announced (deleted once it is) |
 //!
 //! # Due index (sparse GSI)
 //!
@@ -20,7 +21,8 @@
 //! `next_relance_date` (UTC `YYYY-MM-DDTHH:MM:SSZ`, fixed width, so text order is time
 //! order). Both attributes exist only while the scheduler has something to do for the
 //! thread (a step to send, or the end of its cycle to announce); once the end event is
-//! published they are removed and the item leaves the index. The index projects only `state`, `cycle` and `step`: claims and
+//! published they are removed and the item leaves the index. End notices of replaced
+//! cycles are in the index for as long as they exist. The index projects only `state`, `cycle` and `step`: claims and
 //! history never rewrite it. The scheduler queries each shard for
 //! `next_relance_date <= now`; it never scans the table.
 //!

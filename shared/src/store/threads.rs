@@ -1,8 +1,11 @@
 //! Thread relances: attach, stop and cancel from the API; query, claim and commit from
 //! the scheduler.
 
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::ReturnValue;
+use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem};
 use chrono::{DateTime, Utc};
 
 use super::{
@@ -13,6 +16,9 @@ use crate::domain::FieldError;
 use crate::domain::thread::{State, ThreadRelance};
 
 const THREAD: &str = "THREAD#";
+/// The end notice of a cycle that a new attachment replaced before its end was announced:
+/// `THREAD_END#<thread_id>#<cycle>`.
+const THREAD_END: &str = "THREAD_END#";
 
 /// A thread relance the due index says needs the scheduler.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +28,8 @@ pub struct DueItem {
     pub state: State,
     pub cycle: u32,
     pub step: u32,
+    /// The entry is the end notice of a replaced cycle, not the thread relance itself.
+    pub end_notice: bool,
 }
 
 /// A claimed thread relance, read consistently by the claim itself.
@@ -116,34 +124,113 @@ impl Store {
         out.item.map(from_item).transpose()
     }
 
+    fn end_notice_key(&self, tenant: &str, thread_id: &str, cycle: u32) -> Item {
+        Item::from([
+            ("pk".to_owned(), s(tenant_pk(tenant))),
+            (
+                "sk".to_owned(),
+                s(format!("{THREAD_END}{thread_id}#{cycle}")),
+            ),
+        ])
+    }
+
     /// Stores a new cycle. `replaces` is the cycle read before; a concurrent attach that
-    /// changed it makes this a conflict.
+    /// changed it makes this a conflict. `ended` is the replaced cycle when its end is
+    /// still to be announced: it is kept, in the same transaction, as an end notice in the
+    /// due index.
     pub async fn put_thread(
         &self,
         thread: &ThreadRelance,
         replaces: Option<u32>,
+        ended: Option<&ThreadRelance>,
     ) -> Result<(), StoreError> {
-        let mut put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(self.thread_item(thread)?));
-        put = match replaces {
-            None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(cycle) => put
-                .condition_expression("#cycle = :cycle")
-                .expression_attribute_names("#cycle", "cycle")
-                .expression_attribute_values(":cycle", n(cycle)),
+        let item = self.thread_item(thread)?;
+        // Unless the thread is new, the cycle read before must still be there.
+        let (condition, names, values) = match replaces {
+            None => ("attribute_not_exists(pk)", None, None),
+            Some(cycle) => (
+                "#cycle = :cycle",
+                Some(HashMap::from([("#cycle".to_owned(), "cycle".to_owned())])),
+                Some(HashMap::from([(":cycle".to_owned(), n(cycle))])),
+            ),
         };
-        match put.send().await {
+        let Some(ended) = ended else {
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression(condition)
+                .set_expression_attribute_names(names)
+                .set_expression_attribute_values(values)
+                .send()
+                .await;
+            return if applied(result)? {
+                Ok(())
+            } else {
+                Err(thread_changed())
+            };
+        };
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_names(names)
+            .set_expression_attribute_values(values);
+        let mut notice = self.thread_item(ended)?;
+        notice.extend(self.end_notice_key(&ended.tenant_id, &ended.thread_id, ended.cycle));
+        let notice = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(notice))
+            .condition_expression("attribute_not_exists(pk)");
+        let items = [put, notice]
+            .into_iter()
+            .map(|put| {
+                put.build()
+                    .map(|put| TransactWriteItem::builder().put(put).build())
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
             Ok(_) => Ok(()),
-            Err(err) if is_condition_failed(&err) => Err(StoreError::Conflict(FieldError::new(
-                "",
-                "conflict",
-                "the thread's relance changed at the same time; read it again",
-            ))),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(TransactWriteItemsError::TransactionCanceledException(_))
+                ) =>
+            {
+                Err(thread_changed())
+            }
             Err(err) => Err(StoreError::from_sdk(err)),
         }
+    }
+
+    /// The thread relance a due entry names: the live item, or a replaced cycle's end
+    /// notice.
+    pub async fn get_due(&self, due: &DueItem) -> Result<Option<ThreadRelance>, StoreError> {
+        if !due.end_notice {
+            return self.get_thread(&due.tenant, &due.thread_id).await;
+        }
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(self.end_notice_key(
+                &due.tenant,
+                &due.thread_id,
+                due.cycle,
+            )))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        out.item.map(from_item).transpose()
     }
 
     /// Writes an early end (`stopped` or `cancelled`) of `cycle`, leaving the item in the
@@ -211,7 +298,14 @@ impl Store {
             for item in out.items.unwrap_or_default() {
                 let parsed = (|| {
                     let tenant = attr_str(&item, "pk")?.strip_prefix("TENANT#")?.to_owned();
-                    let thread_id = attr_str(&item, "sk")?.strip_prefix(THREAD)?.to_owned();
+                    let sk = attr_str(&item, "sk")?;
+                    let (thread_id, end_notice) = match sk.strip_prefix(THREAD) {
+                        Some(thread_id) => (thread_id.to_owned(), false),
+                        None => {
+                            let notice = sk.strip_prefix(THREAD_END)?;
+                            (notice.rsplit_once('#')?.0.to_owned(), true)
+                        }
+                    };
                     let state = serde_json::from_value(serde_json::Value::String(attr_str(
                         &item, "state",
                     )?))
@@ -222,6 +316,7 @@ impl Store {
                         state,
                         cycle: attr_u32(&item, "cycle")?,
                         step: attr_u32(&item, "step")?,
+                        end_notice,
                     })
                 })();
                 match parsed {
@@ -366,9 +461,28 @@ impl Store {
         }
     }
 
-    /// After the `relance.stopped` event of an early end went out: the item leaves the
-    /// due index. False when something else changed it first.
-    pub async fn clear_notice(&self, thread: &ThreadRelance) -> Result<bool, StoreError> {
+    /// After the end event of `thread` went out: the live item leaves the due index, a
+    /// replaced cycle's end notice is deleted. False when something else changed it first.
+    pub async fn clear_notice(
+        &self,
+        due: &DueItem,
+        thread: &ThreadRelance,
+    ) -> Result<bool, StoreError> {
+        if due.end_notice {
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(self.end_notice_key(
+                    &thread.tenant_id,
+                    &thread.thread_id,
+                    thread.cycle,
+                )))
+                .condition_expression("attribute_exists(pk)")
+                .send()
+                .await;
+            return applied(result);
+        }
         let result = self
             .client
             .update_item()
@@ -386,6 +500,14 @@ impl Store {
             .await;
         applied(result)
     }
+}
+
+fn thread_changed() -> StoreError {
+    StoreError::Conflict(FieldError::new(
+        "",
+        "conflict",
+        "the thread's relance changed at the same time; read it again",
+    ))
 }
 
 #[cfg(test)]

@@ -72,6 +72,7 @@ pub async fn attach(
     )?;
     for _ in 0..ATTEMPTS {
         let existing = store.get_thread(&tenant, &thread_id).await?;
+        let at = now();
         let outcome = input.clone().attach(
             &tenant,
             &thread_id,
@@ -80,7 +81,7 @@ pub async fn attach(
             end_response.as_ref(),
             &window,
             existing.as_ref(),
-            now(),
+            at,
         )?;
         match outcome {
             Attach::Unchanged => {
@@ -88,7 +89,12 @@ pub async fn attach(
                 return Ok((StatusCode::OK, Json(current.view(window.timezone))));
             }
             Attach::Started(thread) => {
-                match store.put_thread(&thread, existing.map(|e| e.cycle)).await {
+                // The replaced cycle's end is announced, like any other end.
+                let ended = existing
+                    .as_ref()
+                    .and_then(|e| e.superseded(&relance.name, at));
+                let replaces = existing.map(|e| e.cycle);
+                match store.put_thread(&thread, replaces, ended.as_ref()).await {
                     Ok(()) => return Ok((StatusCode::CREATED, Json(thread.view(window.timezone)))),
                     Err(StoreError::Conflict(_)) => continue,
                     Err(other) => return Err(other.into()),

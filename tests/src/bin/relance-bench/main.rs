@@ -748,6 +748,7 @@ async fn minimal_step(
         state: thread.state,
         cycle: thread.cycle,
         step: thread.step,
+        end_notice: false,
     };
     let token = uuid::Uuid::new_v4().to_string();
     let claim = store
