@@ -407,15 +407,9 @@ async fn a_run_killed_between_send_and_commit_never_sends_that_step_again() {
     assert_eq!(sms_to(&phone).await.len(), 2);
 }
 
-#[tokio::test]
-async fn a_run_reads_only_about_as_many_items_as_are_due() {
-    let stack = Stack::new().await;
-    let relance = open_sms_relance(&stack, "acme").await;
-    let due = (Utc::now() + Duration::days(3)).trunc_subsecs(0);
-    seed_due(&stack, "acme", &relance, 1_000, due + Duration::days(30)).await;
-    seed_due(&stack, "acme", &relance, 10, due).await;
-
-    // The scheduler talks to DynamoDB through a proxy that counts what it returns.
+/// A scheduler whose DynamoDB and SNS clients go through a proxy that counts requests
+/// and the items returned.
+async fn proxied_scheduler(stack: &Stack) -> (CountingProxy, relance_scheduler::Scheduler) {
     let proxy = CountingProxy::new(&relance_tests::stack::test_endpoint());
     let url = proxy.spawn().await.unwrap();
     let aws = relance_tests::stack::sdk_config(&url).await;
@@ -426,10 +420,96 @@ async fn a_run_reads_only_about_as_many_items_as_are_due() {
             due_shards: 4,
         },
     );
-    let run = relance_scheduler::Scheduler::new(store, stack.senders(), RunConfig::default())
-        .run(due, None)
+    let sns = aws_sdk_sns::Client::new(&aws);
+    let senders = Senders {
+        sms: Arc::new(relance_shared::outbound::SnsSms::new(sns.clone(), 0)),
+        events: Arc::new(relance_shared::outbound::SnsEvents::new(
+            sns,
+            stack.topic.clone(),
+        )),
+        ..stack.senders()
+    };
+    let scheduler = relance_scheduler::Scheduler::new(store, senders, RunConfig::default());
+    (proxy, scheduler)
+}
+
+#[tokio::test]
+async fn the_scheduler_calls_only_what_its_deployed_role_allows() {
+    let stack = Stack::new().await;
+    let api = stack.api("acme");
+    let relance = open_sms_relance(&stack, "acme").await;
+    let response =
+        api.get(&format!("/relances/{relance}")).await.body["default_response_id"].clone();
+    let other = api
+        .relance(relance_body("Autre", response.as_str().unwrap()))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Every path of a run: a reminder, a stop to announce, a replaced cycle's end notice.
+    let (_, due) = attach_new_phone(&stack, &relance, "th-1").await;
+    attach_new_phone(&stack, &relance, "th-2").await;
+    api.put(
+        "/threads/th-2/ticket-status",
+        json!({"ticket_status": "ferme"}),
+    )
+    .await;
+    attach_new_phone(&stack, &relance, "th-3").await;
+    attach_new_phone(&stack, &other, "th-3").await;
+
+    let (proxy, scheduler) = proxied_scheduler(&stack).await;
+    let run = scheduler
+        .run(due + Duration::minutes(1), None)
         .await
         .unwrap();
+    assert_eq!((run.sent, run.stopped), (2, 2), "{run:?}");
+
+    let template: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../infra/template.yaml"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let allowed: Vec<String> = template["Resources"]["SchedulerFunction"]["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|policy| policy["Statement"].as_sequence().unwrap().clone())
+        .flat_map(|statement| match &statement["Action"] {
+            serde_yaml::Value::Sequence(actions) => actions.clone(),
+            one => vec![one.clone()],
+        })
+        .map(|action| action.as_str().unwrap().to_owned())
+        .collect();
+    let counts = proxy.counts();
+    for op in counts.keys() {
+        let (service, action) = op.split_once('.').unwrap();
+        let needed = format!("{}:{action}", service.to_lowercase());
+        assert!(
+            allowed.contains(&needed),
+            "the scheduler calls {needed}, which its role does not allow ({allowed:?})"
+        );
+    }
+    for op in ["DynamoDB.Query", "DynamoDB.DeleteItem", "SNS.Publish"] {
+        assert!(
+            counts.contains_key(op),
+            "the run exercised {op}: {counts:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_run_reads_only_about_as_many_items_as_are_due() {
+    let stack = Stack::new().await;
+    let relance = open_sms_relance(&stack, "acme").await;
+    let due = (Utc::now() + Duration::days(3)).trunc_subsecs(0);
+    seed_due(&stack, "acme", &relance, 1_000, due + Duration::days(30)).await;
+    seed_due(&stack, "acme", &relance, 10, due).await;
+
+    let (proxy, scheduler) = proxied_scheduler(&stack).await;
+    let run = scheduler.run(due, None).await.unwrap();
     assert_eq!((run.due, run.sent), (10, 10));
 
     let counts = proxy.counts();
