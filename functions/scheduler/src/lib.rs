@@ -327,10 +327,10 @@ impl Scheduler {
                 report.failed = thread.state == State::Failed;
                 report.retried =
                     matches!(result, SendResult::Transient(_)) && thread.state == State::Active;
-                let (ends, others): (Vec<_>, Vec<_>) =
-                    events.into_iter().partition(DomainEvent::ends_cycle);
+                // The end event goes out through the notice, which outlives a failure.
+                let others: Vec<_> = events.into_iter().filter(|e| !e.ends_cycle()).collect();
                 report.events_failed = self.publish(&others).await;
-                if !ends.is_empty() {
+                if thread.notify_pending {
                     match self.announce_end(item, &thread).await {
                         Ok(Announced::Published) | Ok(Announced::ChangedMeanwhile) => {}
                         Ok(Announced::NotPublished) => report.events_failed += 1,
