@@ -746,10 +746,11 @@ async fn a_completion_whose_event_fails_to_publish_is_announced_by_the_next_run(
     );
 }
 
-/// Takes each request to SNS, hands it to moto, then hangs up without answering: SNS has
-/// the SMS, the sender never learns it. Returns the URL to point an SNS client at.
+/// Hands every request to moto and relays the answers, except for `Publish`: once moto
+/// has the SMS, it hangs up without answering, so the sender never learns it went out.
+/// Returns the URL to point an SNS client at.
 async fn answer_losing_proxy() -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let upstream = relance_tests::stack::test_endpoint();
@@ -758,49 +759,64 @@ async fn answer_losing_proxy() -> String {
         while let Ok((mut socket, _)) = listener.accept().await {
             let (client, upstream) = (client.clone(), upstream.clone());
             tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut chunk = [0u8; 8192];
-                let (head_len, body_len) = loop {
-                    let Ok(read) = socket.read(&mut chunk).await else {
-                        return;
-                    };
-                    if read == 0 {
+                while let Some((head, body)) = read_request(&mut socket).await {
+                    let publish = String::from_utf8_lossy(&body).contains("Action=Publish&");
+                    let mut forward = client.post(&upstream).body(body);
+                    for line in head.lines().skip(1) {
+                        if let Some((name, value)) = line.split_once(':')
+                            && !["host", "content-length"].contains(&name.to_lowercase().as_str())
+                        {
+                            forward = forward.header(name, value.trim());
+                        }
+                    }
+                    let answer = forward.send().await.unwrap();
+                    if publish {
+                        assert!(answer.status().is_success(), "moto took the SMS");
+                        let _ = socket.shutdown().await;
                         return;
                     }
-                    request.extend_from_slice(&chunk[..read]);
-                    if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&request[..end]).to_lowercase();
-                        let length = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .map_or(0, |v| v.trim().parse().unwrap());
-                        break (end + 4, length);
-                    }
-                };
-                while request.len() < head_len + body_len {
-                    let Ok(read) = socket.read(&mut chunk).await else {
-                        return;
-                    };
-                    request.extend_from_slice(&chunk[..read]);
-                }
-                let head = String::from_utf8_lossy(&request[..head_len]).into_owned();
-                let mut forward = client
-                    .post(&upstream)
-                    .body(request[head_len..head_len + body_len].to_vec());
-                for line in head.lines().skip(1) {
-                    if let Some((name, value)) = line.split_once(':')
-                        && !["host", "content-length"].contains(&name.to_lowercase().as_str())
+                    let status = answer.status().as_u16();
+                    let bytes = answer.bytes().await.unwrap();
+                    let head = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: text/xml\r\ncontent-length: {}\r\n\r\n",
+                        bytes.len()
+                    );
+                    if socket.write_all(head.as_bytes()).await.is_err()
+                        || socket.write_all(&bytes).await.is_err()
                     {
-                        forward = forward.header(name, value.trim());
+                        return;
                     }
                 }
-                let answer = forward.send().await.unwrap();
-                assert!(answer.status().is_success(), "moto took the SMS");
-                let _ = socket.shutdown().await;
             });
         }
     });
     url
+}
+
+/// One HTTP/1.1 request (its head, and its body by `Content-Length`); `None` once the
+/// client hangs up.
+async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut request = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let (head_len, body_len) = loop {
+        let read = socket.read(&mut chunk).await.ok().filter(|&n| n > 0)?;
+        request.extend_from_slice(&chunk[..read]);
+        if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&request[..end]).to_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            break (end + 4, length);
+        }
+    };
+    while request.len() < head_len + body_len {
+        let read = socket.read(&mut chunk).await.ok().filter(|&n| n > 0)?;
+        request.extend_from_slice(&chunk[..read]);
+    }
+    let head = String::from_utf8_lossy(&request[..head_len]).into_owned();
+    Some((head, request[head_len..head_len + body_len].to_vec()))
 }
 
 /// The real SMS sender, talking to SNS at `url`.
@@ -869,4 +885,36 @@ async fn an_sms_to_an_unreachable_sns_is_retried_by_a_later_run() {
     let retry = stack.tick(due + Duration::minutes(5)).await;
     assert_eq!(retry.sent, 1, "{retry:?}");
     assert_eq!(sms_to(&phone).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_customer_who_opted_out_fails_the_relance_without_an_sms() {
+    let stack = Stack::new().await;
+    let api = stack.api("acme");
+    let relance = open_sms_relance(&stack, "acme").await;
+    let (typed, phone) = harness::opted_out_phone();
+    let attached = api
+        .put(
+            "/threads/th-1/relance",
+            attach_sms(&relance, &typed, json!({"customer_name": "Léa"})),
+        )
+        .await;
+
+    let run = stack.tick(time(&attached.body["next_relance_date"])).await;
+    assert_eq!((run.sent, run.failed, run.retried), (0, 1, 0), "{run:?}");
+    assert!(sms_to(&phone).await.is_empty(), "nothing published");
+    let view = view(&stack).await;
+    assert_eq!(
+        (
+            &view["state"],
+            &view["state_reason"],
+            &view["messages_sent"]
+        ),
+        (
+            &json!("failed"),
+            &json!("the customer opted out of SMS from this sender"),
+            &json!(0)
+        )
+    );
+    assert_eq!(stack.event_types().await, ["relance.failed"]);
 }

@@ -385,8 +385,22 @@ pub fn sms_by_phone(data: &Value) -> std::collections::HashMap<String, Vec<Strin
 
 /// A French mobile number no other test uses: (as an agent types it, E.164).
 pub fn new_phone() -> (String, String) {
-    // 061…: a range of French mobiles that is valid whatever follows.
-    let digits = format!("1{:07}", uuid::Uuid::new_v4().as_u128() % 10_000_000);
+    // 061…: a range of French mobiles that is valid whatever follows. moto treats numbers
+    // ending in 99 as opted out: those only come from `opted_out_phone`.
+    let mut digits = format!("1{:07}", uuid::Uuid::new_v4().as_u128() % 10_000_000);
+    if digits.ends_with("99") {
+        digits.replace_range(6..8, "98");
+    }
+    phone_from(&digits)
+}
+
+/// A number that opted out of SMS, as moto knows it (it ends in 99).
+pub fn opted_out_phone() -> (String, String) {
+    let (_, e164) = new_phone();
+    phone_from(&format!("{}99", &e164[4..10]))
+}
+
+fn phone_from(digits: &str) -> (String, String) {
     let national = format!(
         "06 {} {} {} {}",
         &digits[0..2],

@@ -17,6 +17,10 @@ const SMS_TIMEOUT: Duration = Duration::from_secs(10);
 /// SMS through SNS `Publish` to a phone number, as transactional messages (delivered
 /// ahead of promotional ones, and allowed outside marketing hours).
 ///
+/// SNS accepts a publish to a number that opted out and then drops it, so the number is
+/// checked first: an opted-out customer fails the relance at once, with the reason,
+/// instead of counting reminders that never arrive.
+///
 /// SNS has no idempotency key for SMS, so this client never retries by itself: a publish
 /// whose answer was lost may have gone out, and resending it could text the customer
 /// twice. Such a send is reported as `Unknown`; only failures SNS answered, or
@@ -62,6 +66,21 @@ impl SmsSender for SnsSms {
         async move {
             if let Some(limiter) = &self.limiter {
                 limiter.until_ready().await;
+            }
+            let opted_out = self
+                .client
+                .check_if_phone_number_is_opted_out()
+                .phone_number(phone)
+                .send()
+                .await
+                .map_err(|err| {
+                    // Nothing was sent yet: whatever went wrong, trying later is safe.
+                    SendError::Transient(format!("opt-out check failed: {}", chain(&err)))
+                })?;
+            if opted_out.is_opted_out() {
+                return Err(SendError::Permanent(
+                    "the customer opted out of SMS from this sender".into(),
+                ));
             }
             let sms_type = MessageAttributeValue::builder()
                 .data_type("String")

@@ -1,5 +1,6 @@
 //! Stand-ins that answer at once, so that a measurement shows our code, not a provider:
-//! an SNS endpoint (Publish, GetTopicAttributes) and canned DynamoDB answers without any
+//! an SNS endpoint (Publish, CheckIfPhoneNumberIsOptedOut, GetTopicAttributes) and canned
+//! DynamoDB answers without any
 //! network for the API's in-process figures.
 
 use std::collections::HashMap;
@@ -13,16 +14,36 @@ use axum::body::Bytes;
 use axum::extract::State;
 use serde_json::{Value, json};
 
-/// SNS answering every `Publish` at once; counts them.
-pub async fn instant_sns() -> (String, Arc<AtomicU64>) {
-    let published = Arc::new(AtomicU64::new(0));
+/// What the instant SNS was asked.
+#[derive(Default)]
+pub struct SnsCounts {
+    pub publishes: AtomicU64,
+    pub opt_out_checks: AtomicU64,
+}
+
+impl SnsCounts {
+    /// (publishes, opt-out checks) so far.
+    pub fn snapshot(&self) -> (u64, u64) {
+        (
+            self.publishes.load(Ordering::Relaxed),
+            self.opt_out_checks.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// SNS answering at once: every number opted in, every `Publish` accepted; counts them.
+pub async fn instant_sns() -> (String, Arc<SnsCounts>) {
+    let counts = Arc::new(SnsCounts::default());
     let app = Router::new()
-        .fallback(|State(count): State<Arc<AtomicU64>>, body: Bytes| async move {
+        .fallback(|State(count): State<Arc<SnsCounts>>, body: Bytes| async move {
             let text = String::from_utf8_lossy(&body);
             let xml = if text.contains("Action=GetTopicAttributes") {
                 "<GetTopicAttributesResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><GetTopicAttributesResult><Attributes></Attributes></GetTopicAttributesResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></GetTopicAttributesResponse>".to_owned()
+            } else if text.contains("Action=CheckIfPhoneNumberIsOptedOut") {
+                count.opt_out_checks.fetch_add(1, Ordering::Relaxed);
+                "<CheckIfPhoneNumberIsOptedOutResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><CheckIfPhoneNumberIsOptedOutResult><isOptedOut>false</isOptedOut></CheckIfPhoneNumberIsOptedOutResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></CheckIfPhoneNumberIsOptedOutResponse>".to_owned()
             } else {
-                count.fetch_add(1, Ordering::Relaxed);
+                count.publishes.fetch_add(1, Ordering::Relaxed);
                 format!(
                     "<PublishResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><PublishResult><MessageId>{}</MessageId></PublishResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></PublishResponse>",
                     uuid::Uuid::new_v4()
@@ -30,11 +51,11 @@ pub async fn instant_sns() -> (String, Arc<AtomicU64>) {
             };
             ([("content-type", "text/xml")], xml)
         })
-        .with_state(published.clone());
+        .with_state(counts.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, published)
+    (url, counts)
 }
 
 /// DynamoDB's wire JSON of an attribute value.

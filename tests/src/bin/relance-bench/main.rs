@@ -77,7 +77,7 @@ struct World {
     dynamo_url: String,
     dynamo: aws_sdk_dynamodb::Client,
     sns_url: String,
-    sns_published: Arc<std::sync::atomic::AtomicU64>,
+    sns_counts: Arc<fakes::SnsCounts>,
     stub: Stub,
     stub_url: String,
 }
@@ -85,14 +85,14 @@ struct World {
 impl World {
     async fn new(dynamo_url: &str) -> World {
         let aws = stack::sdk_config(dynamo_url).await;
-        let (sns_url, sns_published) = fakes::instant_sns().await;
+        let (sns_url, sns_counts) = fakes::instant_sns().await;
         let stub = Stub::new("bench-token");
         let stub_url = format!("http://{}", stub.spawn("127.0.0.1:0").await.unwrap());
         World {
             dynamo_url: dynamo_url.to_owned(),
             dynamo: aws_sdk_dynamodb::Client::new(&aws),
             sns_url,
-            sns_published,
+            sns_counts,
             stub,
             stub_url,
         }
@@ -559,9 +559,7 @@ async fn main() {
     let proxy_url = proxy.spawn().await.unwrap();
     let through_proxy = behind(&proxy_url, &counted).await;
     let sns_config = stack::sdk_config(&world.sns_url).await;
-    let published_before = world
-        .sns_published
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let sns_before = world.sns_counts.snapshot();
     let posted_before = world.stub.received().len();
     let run = Scheduler::new(
         through_proxy,
@@ -588,11 +586,9 @@ async fn main() {
     });
     let rcu = per(&["DynamoDB.Query", "DynamoDB.GetItem"], |c| c.capacity);
     let wcu = per(&["DynamoDB.UpdateItem", "DynamoDB.PutItem"], |c| c.capacity);
-    let publishes = (world
-        .sns_published
-        .load(std::sync::atomic::Ordering::Relaxed)
-        - published_before) as f64
-        / steps;
+    let sns_after = world.sns_counts.snapshot();
+    let publishes = (sns_after.0 - sns_before.0) as f64 / steps;
+    let checks = (sns_after.1 - sns_before.1) as f64 / steps;
     let posts = (world.stub.received().len() - posted_before) as f64 / steps;
     report.row(
         "DynamoDB requests per reminder",
@@ -607,9 +603,9 @@ async fn main() {
         "ConsumedCapacity reported by dynalite",
     );
     report.row(
-        "SNS publishes / HTTP posts per reminder",
-        format!("{publishes:.2} / {posts:.2}"),
-        "1 send + 1 event",
+        "SNS publishes / opt-out checks / HTTP posts per reminder",
+        format!("{publishes:.2} / {checks:.2} / {posts:.2}"),
+        "1 send + 1 event; 1 check per SMS",
         "half SMS, half marketplace",
     );
     // dynalite bills the table only; DynamoDB also bills the due index, whose entry each
