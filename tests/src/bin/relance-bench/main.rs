@@ -613,14 +613,17 @@ async fn main() {
     let index_wcu = 2.0;
     let dynamo_cost = rcu * 0.125 + (wcu + index_wcu) * 0.625;
     let events_cost = 0.50;
+    // SNS bills API requests (the opt-out check) like publishes to a topic.
+    let checks_cost = 0.50 * checks;
     report.notes.push(format!(
         "Cost per million reminders, on-demand prices of us-east-1 (DynamoDB $0.625 per million write units, \
          $0.125 per million read units; SNS $0.50 per million publishes; SMS priced per country, France about \
          $0.07 each): DynamoDB {rcu:.3} RCU and {wcu:.2} WCU on the table per reminder, plus {index_wcu:.0} WCU \
-         on the due index = ${dynamo_cost:.2}; the domain event ${events_cost:.2}; Lambda time is in the line \
-         below. Per million reminders that is about ${:.2} before the messages themselves; one million French \
-         SMS cost about $70,000, so the service's own cost is noise beside the SMS it sends.",
-        dynamo_cost + events_cost
+         on the due index = ${dynamo_cost:.2}; the domain event ${events_cost:.2}; the SMS opt-out checks \
+         ({checks:.2} per reminder) ${checks_cost:.2}; Lambda time is in the line below. Per million reminders \
+         that is about ${:.2} before the messages themselves; one million French SMS cost about $70,000, so the \
+         service's own cost is noise beside the SMS it sends.",
+        dynamo_cost + events_cost + checks_cost
     ));
     let lambda_gb_s = 0.25 * (1.0 / scheduler_rate);
     report.notes.push(format!(
