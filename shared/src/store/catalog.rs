@@ -2,14 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Item, Store, StoreError, decode_cursor, encode_cursor, from_item, n, s, tenant_pk, to_item,
+    Item, Store, StoreError, Transaction, built, decode_cursor, encode_cursor, from_item, n, s,
+    tenant_pk, to_item,
 };
 use crate::domain::FieldError;
 use crate::domain::relance::{Relance, RelanceFields, name_key};
@@ -58,10 +58,6 @@ fn version_conflict() -> StoreError {
         "version_conflict",
         "the record changed since it was read; read it again and reapply the change",
     ))
-}
-
-fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> Result<T, StoreError> {
-    result.map_err(|e| StoreError::Dynamo(e.to_string()))
 }
 
 impl Store {
@@ -116,34 +112,25 @@ impl Store {
             .build())
     }
 
-    async fn transact(&self, ops: Vec<(Guard, TransactWriteItem)>) -> Result<(), StoreError> {
+    /// Writes `ops` all or none; a failed condition becomes the error its guard explains.
+    async fn transact_guarded(
+        &self,
+        ops: Vec<(Guard, TransactWriteItem)>,
+    ) -> Result<(), StoreError> {
         let (guards, items): (Vec<Guard>, Vec<TransactWriteItem>) = ops.into_iter().unzip();
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        let Err(err) = result else { return Ok(()) };
-        if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-            err.as_service_error()
-        {
-            let failed = cancelled
-                .cancellation_reasons()
-                .iter()
-                .position(|r| r.code() == Some("ConditionalCheckFailed"));
-            return Err(match failed.and_then(|i| guards.get(i)) {
-                Some(Guard::Record) => version_conflict(),
-                Some(Guard::Name) => name_taken(),
-                Some(Guard::Response(field)) => unknown_response(field),
-                Some(Guard::Other) | None => StoreError::Conflict(FieldError::new(
-                    "",
-                    "conflict",
-                    "a concurrent change got there first; try again",
-                )),
-            });
-        }
-        Err(StoreError::from_sdk(err))
+        let Transaction::Cancelled(failed) = self.transact(items).await? else {
+            return Ok(());
+        };
+        Err(match failed.and_then(|i| guards.get(i)) {
+            Some(Guard::Record) => version_conflict(),
+            Some(Guard::Name) => name_taken(),
+            Some(Guard::Response(field)) => unknown_response(field),
+            Some(Guard::Other) | None => StoreError::Conflict(FieldError::new(
+                "",
+                "conflict",
+                "a concurrent change got there first; try again",
+            )),
+        })
     }
 
     async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
@@ -300,7 +287,7 @@ impl Store {
             ),
         ];
         ops.extend(self.reference_ops(tenant, deltas)?);
-        self.transact(ops).await?;
+        self.transact_guarded(ops).await?;
         Ok(relance)
     }
 
@@ -351,7 +338,7 @@ impl Store {
             ));
         }
         ops.extend(self.reference_ops(tenant, deltas)?);
-        self.transact(ops).await?;
+        self.transact_guarded(ops).await?;
         Ok(relance)
     }
 
@@ -391,7 +378,7 @@ impl Store {
             ),
         ];
         ops.extend(self.reference_ops(tenant, deltas)?);
-        self.transact(ops).await
+        self.transact_guarded(ops).await
     }
 
     // ----- responses -----

@@ -114,6 +114,18 @@ fn applied<T, E: ProvideErrorMetadata + std::fmt::Debug>(
     }
 }
 
+/// A request the SDK could not build (a missing required field): a bug, not client input.
+fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> Result<T, StoreError> {
+    result.map_err(|e| StoreError::Dynamo(e.to_string()))
+}
+
+/// How a transaction ended when it did not fail outright.
+enum Transaction {
+    Applied,
+    /// Cancelled; the position of the first item whose condition failed, if one did.
+    Cancelled(Option<usize>),
+}
+
 #[derive(Clone)]
 pub struct Store {
     client: Client,
@@ -122,6 +134,34 @@ pub struct Store {
 }
 
 impl Store {
+    /// Writes `items` all or none.
+    async fn transact(
+        &self,
+        items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    ) -> Result<Transaction, StoreError> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let Err(err) = result else {
+            return Ok(Transaction::Applied);
+        };
+        match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                Ok(Transaction::Cancelled(
+                    cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .position(|r| r.code() == Some("ConditionalCheckFailed")),
+                ))
+            }
+            _ => Err(StoreError::from_sdk(err)),
+        }
+    }
+
     pub fn new(client: Client, config: &StoreConfig) -> Self {
         Self {
             client,

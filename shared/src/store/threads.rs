@@ -3,14 +3,13 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem};
 use chrono::{DateTime, Utc};
 
 use super::{
-    AttributeValue, DUE_INDEX, Item, Store, StoreError, applied, from_item, index_time,
-    is_condition_failed, n, s, tenant_pk, to_item,
+    AttributeValue, DUE_INDEX, Item, Store, StoreError, Transaction, applied, built, from_item,
+    index_time, is_condition_failed, n, s, tenant_pk, to_item,
 };
 use crate::domain::FieldError;
 use crate::domain::thread::{State, ThreadRelance};
@@ -185,29 +184,11 @@ impl Store {
             .condition_expression("attribute_not_exists(pk)");
         let items = [put, notice]
             .into_iter()
-            .map(|put| {
-                put.build()
-                    .map(|put| TransactWriteItem::builder().put(put).build())
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
+            .map(|put| built(put.build()).map(|put| TransactWriteItem::builder().put(put).build()))
             .collect::<Result<Vec<_>, _>>()?;
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(TransactWriteItemsError::TransactionCanceledException(_))
-                ) =>
-            {
-                Err(thread_changed())
-            }
-            Err(err) => Err(StoreError::from_sdk(err)),
+        match self.transact(items).await? {
+            Transaction::Applied => Ok(()),
+            Transaction::Cancelled(_) => Err(thread_changed()),
         }
     }
 
