@@ -211,87 +211,62 @@ async fn refused_attachments_store_nothing_and_name_the_reason() {
     let context = json!({"customer_name": "Léa", "order_id": "A-42"});
     let good = attach_sms(&relance, "06 12 34 56 78", context.clone());
 
+    // Each case: the good request with one change, the field named, the reason.
+    let case = |patch: Value, field, code| (with(good.clone(), patch), field, code);
     let cases: Vec<(Value, &str, &str)> = vec![
-        (
-            with(good.clone(), json!({"ticket_status": "ouvert"})),
+        case(
+            json!({"ticket_status": "ouvert"}),
             "ticket_status",
             "not_waiting",
         ),
-        (
-            with(good.clone(), json!({"channel": "fnac"})),
-            "channel",
-            "channel_not_allowed",
-        ),
-        (
-            with(good.clone(), json!({"channel": "FNAC!"})),
-            "channel",
-            "invalid_channel",
-        ),
-        (
-            with(
-                good.clone(),
-                json!({"recipient": {"phone": "01 23 45 67 89"}}),
-            ),
+        case(json!({"channel": "fnac"}), "channel", "channel_not_allowed"),
+        case(json!({"channel": "FNAC!"}), "channel", "invalid_channel"),
+        case(
+            json!({"recipient": {"phone": "01 23 45 67 89"}}),
             "recipient.phone",
             "invalid_phone",
         ),
-        (
-            with(good.clone(), json!({"recipient": {"phone": "12"}})),
+        case(
+            json!({"recipient": {"phone": "12"}}),
             "recipient.phone",
             "invalid_phone",
         ),
-        (
-            with(
-                good.clone(),
-                json!({"recipient": {"conversation_id": "c-1"}}),
-            ),
+        case(
+            json!({"recipient": {"conversation_id": "c-1"}}),
             "recipient",
             "recipient_mismatch",
         ),
-        (
-            with(good.clone(), json!({"recipient": {"fax": "1"}})),
+        case(
+            json!({"recipient": {"fax": "1"}}),
             "recipient.fax",
             "unknown_field",
         ),
-        (
-            with(good.clone(), json!({"context": {"customer_name": "Léa"}})),
+        case(
+            json!({"context": {"customer_name": "Léa"}}),
             "context.order_id",
             "missing_placeholder",
         ),
-        (
-            with(
-                good.clone(),
-                json!({"context": {"customer_name": "x".repeat(1_000), "order_id": "y".repeat(700)}}),
-            ),
+        case(
+            json!({"context": {"customer_name": "x".repeat(1_000), "order_id": "y".repeat(700)}}),
             "context",
             "message_too_long",
         ),
-        (
-            with(
-                good.clone(),
-                json!({"context": {"order_id": 42, "customer_name": "x"}}),
-            ),
+        case(
+            json!({"context": {"order_id": 42, "customer_name": "x"}}),
             "context.order_id",
             "invalid_type",
         ),
-        (
-            with(
-                good.clone(),
-                json!({"relance_id": "0191d3a0-0000-7000-8000-00000000000f"}),
-            ),
+        case(
+            json!({"relance_id": "0191d3a0-0000-7000-8000-00000000000f"}),
             "relance_id",
             "unknown_relance",
         ),
-        (
-            with(good.clone(), json!({"relance_id": "nope"})),
+        case(
+            json!({"relance_id": "nope"}),
             "relance_id",
             "unknown_relance",
         ),
-        (
-            with(good.clone(), json!({"ticket_id": ""})),
-            "ticket_id",
-            "invalid_id",
-        ),
+        case(json!({"ticket_id": ""}), "ticket_id", "invalid_id"),
     ];
     for (body, field, code) in cases {
         let reply = api.put("/threads/th-1/relance", body).await;

@@ -79,10 +79,6 @@ impl Store {
             .build())
     }
 
-    fn key(&self, pk: &str, sk: &str) -> Item {
-        Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
-    }
-
     fn name_guard(&self, tenant: &str, name: &str, relance_id: &str) -> Item {
         let mut item = self.key(
             &tenant_pk(tenant),
@@ -131,19 +127,6 @@ impl Store {
                 "a concurrent change got there first; try again",
             )),
         })
-    }
-
-    async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(self.key(&pk, &sk)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::from_sdk)?;
-        Ok(out.item)
     }
 
     /// The record `prefix` + `id` of `tenant`, read consistently.

@@ -134,6 +134,24 @@ pub struct Store {
 }
 
 impl Store {
+    fn key(&self, pk: &str, sk: &str) -> Item {
+        Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+    }
+
+    /// The item `pk`/`sk`, read consistently.
+    async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(&pk, &sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        Ok(out.item)
+    }
+
     /// Writes `items` all or none.
     async fn transact(
         &self,

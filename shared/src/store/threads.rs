@@ -83,10 +83,7 @@ impl Store {
     }
 
     fn thread_key(&self, tenant: &str, thread_id: &str) -> Item {
-        Item::from([
-            ("pk".to_owned(), s(tenant_pk(tenant))),
-            ("sk".to_owned(), s(format!("{THREAD}{thread_id}"))),
-        ])
+        self.key(&tenant_pk(tenant), &format!("{THREAD}{thread_id}"))
     }
 
     /// The full item of a thread relance; in the due index while a date is set.
@@ -111,26 +108,14 @@ impl Store {
         tenant: &str,
         thread_id: &str,
     ) -> Result<Option<ThreadRelance>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(self.thread_key(tenant, thread_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::from_sdk)?;
-        out.item.map(from_item).transpose()
+        let item = self
+            .get(tenant_pk(tenant), format!("{THREAD}{thread_id}"))
+            .await?;
+        item.map(from_item).transpose()
     }
 
     fn end_notice_key(&self, tenant: &str, thread_id: &str, cycle: u32) -> Item {
-        Item::from([
-            ("pk".to_owned(), s(tenant_pk(tenant))),
-            (
-                "sk".to_owned(),
-                s(format!("{THREAD_END}{thread_id}#{cycle}")),
-            ),
-        ])
+        self.key(&tenant_pk(tenant), &end_notice_sk(thread_id, cycle))
     }
 
     /// Stores a new cycle. `replaces` is the cycle read before; a concurrent attach that
@@ -198,20 +183,13 @@ impl Store {
         if !due.end_notice {
             return self.get_thread(&due.tenant, &due.thread_id).await;
         }
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(self.end_notice_key(
-                &due.tenant,
-                &due.thread_id,
-                due.cycle,
-            )))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::from_sdk)?;
-        out.item.map(from_item).transpose()
+        let item = self
+            .get(
+                tenant_pk(&due.tenant),
+                end_notice_sk(&due.thread_id, due.cycle),
+            )
+            .await?;
+        item.map(from_item).transpose()
     }
 
     /// Writes an early end (`stopped` or `cancelled`) of `cycle`, leaving the item in the
@@ -481,6 +459,10 @@ impl Store {
             .await;
         applied(result)
     }
+}
+
+fn end_notice_sk(thread_id: &str, cycle: u32) -> String {
+    format!("{THREAD_END}{thread_id}#{cycle}")
 }
 
 fn thread_changed() -> StoreError {

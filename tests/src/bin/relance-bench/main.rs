@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use chrono::{DateTime, SubsecRound, Utc};
 use futures::StreamExt;
-use relance_scheduler::{RunConfig, Scheduler, Senders};
+use relance_scheduler::{RunConfig, RunSummary, Scheduler, Senders};
 use relance_shared::config::StoreConfig;
 use relance_shared::domain::relance::{Relance, RelanceInput, SendType};
 use relance_shared::domain::response::{Response, ResponseInput};
@@ -155,16 +155,28 @@ impl World {
     }
 }
 
-/// The same table as `store`, reached through the counting proxy at `proxy_url`.
-async fn behind(proxy_url: &str, store: &Store) -> Store {
-    let client = aws_sdk_dynamodb::Client::new(&stack::sdk_config(proxy_url).await);
-    Store::new(
+/// One scheduler run at `due` on the table of `store`, reached through `proxy`, which
+/// counts what the run asks of DynamoDB.
+async fn run_behind(
+    world: &World,
+    proxy: &CountingProxy,
+    store: &Store,
+    due: DateTime<Utc>,
+) -> RunSummary {
+    let proxy_url = proxy.spawn().await.unwrap();
+    let client = aws_sdk_dynamodb::Client::new(&stack::sdk_config(&proxy_url).await);
+    let store = Store::new(
         client,
         &StoreConfig {
             table_name: store.table_name().into(),
             due_shards: store.due_shards(),
         },
-    )
+    );
+    let sns = stack::sdk_config(&world.sns_url).await;
+    Scheduler::new(store, world.senders(&sns), RunConfig::default())
+        .run(due, None)
+        .await
+        .unwrap()
 }
 
 /// A function binary started as Lambda starts it, under the bench's runtime API.
@@ -556,19 +568,9 @@ async fn main() {
     let counted_relances = configure(&counted).await;
     seed(&world.dynamo, &counted, &counted_relances, 1_000, due).await;
     let proxy = CountingProxy::new(&world.dynamo_url).with_capacity();
-    let proxy_url = proxy.spawn().await.unwrap();
-    let through_proxy = behind(&proxy_url, &counted).await;
-    let sns_config = stack::sdk_config(&world.sns_url).await;
     let sns_before = world.sns_counts.snapshot();
     let posted_before = world.stub.received().len();
-    let run = Scheduler::new(
-        through_proxy,
-        world.senders(&sns_config),
-        RunConfig::default(),
-    )
-    .run(due, None)
-    .await
-    .unwrap();
+    let run = run_behind(&world, &proxy, &counted, due).await;
     let steps = run.sent as f64;
     let counts = proxy.counts();
     let per = |ops: &[&str], f: fn(&relance_tests::proxy::OpCount) -> f64| -> f64 {
@@ -659,16 +661,7 @@ async fn main() {
         seeded.elapsed().as_secs_f64()
     ));
     let proxy = CountingProxy::new(&world.dynamo_url);
-    let proxy_url = proxy.spawn().await.unwrap();
-    let through_proxy = behind(&proxy_url, &big).await;
-    let run = Scheduler::new(
-        through_proxy,
-        world.senders(&sns_config),
-        RunConfig::default(),
-    )
-    .run(due, None)
-    .await
-    .unwrap();
+    let run = run_behind(&world, &proxy, &big, due).await;
     let counts = proxy.counts();
     let read: u64 = ["DynamoDB.Query", "DynamoDB.GetItem", "DynamoDB.Scan"]
         .iter()
