@@ -11,8 +11,8 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use harness::{
-    Stack, always_open, attach_sms, moto_data, new_phone, relance_body, seed_due, sms_by_phone,
-    sms_to, time, with,
+    Stack, always_open, attach_sms, moto_data, new_phone, relance_body, seed_due,
+    sms_per_seeded_thread, sms_to, time, with,
 };
 use relance_scheduler::{RunConfig, Senders};
 use relance_shared::outbound::{SendError, SmsSender};
@@ -341,14 +341,8 @@ async fn two_overlapping_runs_send_each_step_exactly_once() {
         "each thread was skipped by the run that lost its claim"
     );
 
-    let sms = sms_by_phone(&moto_data().await);
-    for (thread, phone) in &threads {
-        assert_eq!(
-            sms.get(phone).map(Vec::len),
-            Some(1),
-            "thread {thread} got {:?}",
-            sms.get(phone)
-        );
+    for (thread, received) in sms_per_seeded_thread(&moto_data().await, &threads) {
+        assert_eq!(received, 1, "thread {thread} got {received} SMS");
     }
     // Every thread advanced to its second reminder.
     let again = stack.tick(due + Duration::minutes(5)).await;
@@ -570,12 +564,8 @@ async fn a_run_short_of_time_leaves_the_rest_for_the_next_run() {
         .await
         .unwrap();
     assert_eq!((next.due, next.sent), (20, 20), "{next:?}");
-    let sms = sms_by_phone(&moto_data().await);
-    assert!(
-        threads
-            .iter()
-            .all(|(_, phone)| sms.get(phone).map(Vec::len) == Some(1))
-    );
+    let sms = sms_per_seeded_thread(&moto_data().await, &threads);
+    assert!(sms.values().all(|&received| received == 1), "{sms:?}");
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ mod harness;
 use std::collections::HashMap;
 
 use chrono::{Duration, SubsecRound, Utc};
-use harness::{Stack, always_open, moto_data, relance_body, seed_due, sms_by_phone, with};
+use harness::{Stack, always_open, moto_data, relance_body, seed_due, sms_per_seeded_thread, with};
 use relance_shared::domain::thread::State;
 use serde_json::json;
 
@@ -45,13 +45,8 @@ async fn four_overlapping_runs_on_5000_due_threads_send_each_step_once() {
     );
 
     // Each customer got reminder 1 exactly once, by SMS...
-    let texts = sms_by_phone(&moto_data().await);
-    for (thread, phone) in &by_sms {
-        assert_eq!(
-            texts.get(phone).map(Vec::len),
-            Some(1),
-            "SMS to thread {thread}"
-        );
+    for (thread, received) in sms_per_seeded_thread(&moto_data().await, &by_sms) {
+        assert_eq!(received, 1, "SMS to thread {thread}");
     }
     // ...or on the marketplace, once per thread and idempotency key.
     let mut per_thread: HashMap<String, usize> = HashMap::new();

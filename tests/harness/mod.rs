@@ -383,15 +383,47 @@ pub fn sms_by_phone(data: &Value) -> std::collections::HashMap<String, Vec<Strin
     by_phone
 }
 
-/// A French mobile number no other test uses: (as an agent types it, E.164).
+/// How many SMS each thread seeded by `seed_due` received: the texts to its phone that
+/// name it (another test process may have drawn the same phone).
+pub fn sms_per_seeded_thread(
+    data: &Value,
+    threads: &[(String, String)],
+) -> std::collections::HashMap<String, usize> {
+    let texts = sms_by_phone(data);
+    threads
+        .iter()
+        .map(|(thread, phone)| {
+            let named = texts
+                .get(phone)
+                .into_iter()
+                .flatten()
+                .filter(|text| text.contains(thread.as_str()))
+                .count();
+            (thread.clone(), named)
+        })
+        .collect()
+}
+
+/// A French mobile number no other test of this process uses: (as an agent types it, E.164).
 pub fn new_phone() -> (String, String) {
-    // 061…: a range of French mobiles that is valid whatever follows. moto treats numbers
-    // ending in 99 as opted out: those only come from `opted_out_phone`.
-    let mut digits = format!("1{:07}", uuid::Uuid::new_v4().as_u128() % 10_000_000);
-    if digits.ends_with("99") {
-        digits.replace_range(6..8, "98");
+    use std::sync::LazyLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // Consecutive numbers from a random start: random ones would repeat (2,500 draws among
+    // 10^7 collide one time in four). 06[0-24-8]…: French mobiles, valid whatever follows,
+    // 8 × 10^7 of them. moto treats numbers ending in 99 as opted out: those only come from
+    // `opted_out_phone`.
+    const LEADS: [u64; 8] = [0, 1, 2, 4, 5, 6, 7, 8];
+    const SPAN: u64 = 10_000_000;
+    static NEXT: LazyLock<AtomicU64> = LazyLock::new(|| {
+        AtomicU64::new((uuid::Uuid::new_v4().as_u128() % u128::from(8 * SPAN)) as u64)
+    });
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed) % (8 * SPAN);
+        let digits = format!("{}{:07}", LEADS[(n / SPAN) as usize], n % SPAN);
+        if !digits.ends_with("99") {
+            return phone_from(&digits);
+        }
     }
-    phone_from(&digits)
 }
 
 /// A number that opted out of SMS, as moto knows it (it ends in 99).
@@ -474,7 +506,8 @@ pub async fn seed_due(
                 let input: AttachInput = serde_json::from_value(json!({
                     "relance_id": relance_id, "ticket_id": "T-1", "ticket_status": "attente_client",
                     "channel": relance.allowed_channels[0], "recipient": recipient,
-                    "context": {"customer_name": "Client"}
+                    // The thread's own name in its messages tells them apart in moto's record.
+                    "context": {"customer_name": thread_id}
                 }))
                 .unwrap();
                 let Attach::Started(thread) = input
