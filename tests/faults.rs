@@ -192,7 +192,7 @@ async fn a_connector_too_slow_for_the_timeout_is_retried_safely() {
     let due = attach_channel(&stack).await;
     stack.stub.set_behaviour(Behaviour {
         status: None,
-        delay_ms: 1_500,
+        delay_ms: 3_000,
         times: None,
     });
 

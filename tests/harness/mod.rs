@@ -300,7 +300,8 @@ impl Stack {
         MarketplaceConfig {
             url: self.stub_url.clone(),
             token: MARKETPLACE_TOKEN.to_owned(),
-            timeout: std::time::Duration::from_millis(500),
+            // Ample for a stub that answers at once, even on a loaded CI machine.
+            timeout: std::time::Duration::from_secs(2),
             per_second: 0,
         }
     }
