@@ -30,7 +30,7 @@ stop_all() {
   PIDS=()
 }
 
-# start_moto LOG PORT: moto (DynamoDB and SNS) on 127.0.0.1:PORT, one request at a time
+# start_moto LOG PORT: moto (DynamoDB, SNS, SSM) on 127.0.0.1:PORT, one request at a time
 # so that conditional writes are atomic as on DynamoDB (see scripts/moto_server.py).
 start_moto() {
   start "$1" python "$ROOT/scripts/moto_server.py" -H 127.0.0.1 -p "$2"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make dev`: the whole service on this machine, in the foreground; Ctrl-C stops it all.
-#   moto (DynamoDB + SNS) on 127.0.0.1:5055, the marketplace stub on 127.0.0.1:5056,
+#   moto (DynamoDB, SNS, SSM) on 127.0.0.1:5055, the marketplace stub on 127.0.0.1:5056,
 #   both functions under `cargo lambda watch` on 127.0.0.1:9000, and a scheduler run
 #   every minute at the current time.
 set -euo pipefail
@@ -14,7 +14,11 @@ LAMBDA_PORT=9000
 export AWS_ENDPOINT_URL=http://127.0.0.1:$MOTO_PORT
 export TABLE_NAME=relances DUE_SHARDS=4
 export RELANCE_DEV_AUTH=1
-export MARKETPLACE_API_URL=http://$STUB_ADDR MARKETPLACE_API_TOKEN=dev-token
+# As deployed, the scheduler reads the connector's token from an SSM SecureString
+# parameter; the stub expects the same value.
+export MARKETPLACE_API_URL=http://$STUB_ADDR
+export MARKETPLACE_API_TOKEN_PARAMETER=/relances/marketplace-api-token
+STUB_TOKEN=dev-token
 export RUST_LOG=${RUST_LOG:-info}
 
 trap 'echo; echo "stopping..."; stop_all' EXIT
@@ -32,12 +36,13 @@ start_moto .dev/moto.log $MOTO_PORT
 
 echo "==> building the local tools"
 cargo build --quiet -p relance-tests --bins
-EVENTS_TOPIC_ARN=$(target/debug/local-stack "$AWS_ENDPOINT_URL" "$TABLE_NAME" relance-events)
+EVENTS_TOPIC_ARN=$(target/debug/local-stack "$AWS_ENDPOINT_URL" "$TABLE_NAME" relance-events \
+  "$MARKETPLACE_API_TOKEN_PARAMETER" "$STUB_TOKEN")
 export EVENTS_TOPIC_ARN
-echo "    table $TABLE_NAME and topic $EVENTS_TOPIC_ARN ready"
+echo "    table $TABLE_NAME, topic $EVENTS_TOPIC_ARN and parameter $MARKETPLACE_API_TOKEN_PARAMETER ready"
 
 echo "==> marketplace stub on http://$STUB_ADDR"
-start .dev/marketplace.log target/debug/marketplace-stub "$STUB_ADDR"
+MARKETPLACE_API_TOKEN=$STUB_TOKEN start .dev/marketplace.log target/debug/marketplace-stub "$STUB_ADDR"
 
 echo "==> cargo lambda watch on 127.0.0.1:$LAMBDA_PORT (the first build takes a few minutes)"
 start .dev/lambda.log cargo lambda watch -A 127.0.0.1 -P $LAMBDA_PORT

@@ -187,6 +187,48 @@ fn nothing_deployed_turns_on_dev_auth() {
     );
 }
 
+#[test]
+fn the_deployed_scheduler_reads_the_connector_token_from_ssm_only() {
+    let template = load("infra/template.yaml");
+    let scheduler = &template["Resources"]["SchedulerFunction"]["Properties"];
+    let variables = scheduler["Environment"]["Variables"].as_mapping().unwrap();
+    assert!(
+        !variables.contains_key("MARKETPLACE_API_TOKEN"),
+        "the token's value would sit in the function's configuration"
+    );
+    assert_eq!(
+        untag(&variables["MARKETPLACE_API_TOKEN_PARAMETER"]),
+        "MarketplaceApiTokenParameter"
+    );
+    assert!(
+        template["Parameters"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .all(|name| !name.as_str().unwrap().ends_with("Token")),
+        "no template parameter carries the token itself"
+    );
+    // The role may read that one parameter, nothing broader.
+    let reads: Vec<&Value> = scheduler["Policies"][0]["Statement"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|statement| {
+            statement["Action"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("ssm:"))
+        })
+        .collect();
+    assert_eq!(reads.len(), 1);
+    assert_eq!(reads[0]["Action"], "ssm:GetParameter");
+    assert!(
+        untag(&reads[0]["Resource"])
+            .as_str()
+            .unwrap()
+            .ends_with(":parameter${MarketplaceApiTokenParameter}")
+    );
+}
+
 /// Does a concrete path match a route template such as `/relances/{id}`?
 fn matches(template: &str, path: &str) -> bool {
     let (t, p): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());

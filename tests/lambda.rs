@@ -1,6 +1,7 @@
 //! Both functions as Lambda runs them: built and served by `cargo lambda watch`, invoked
-//! with the API Gateway v2 and EventBridge events in `events/`, configured only through
-//! the environment (no dev auth: the tenant comes from the events' verified claims).
+//! with the API Gateway v2 and EventBridge events in `events/`, configured as deployed:
+//! through the environment, the connector's token in SSM, no dev auth (the tenant comes
+//! from the events' verified claims).
 
 mod harness;
 
@@ -52,7 +53,9 @@ impl Drop for Watch {
 }
 
 impl Watch {
-    fn start(stack: &Stack) -> Self {
+    /// Serves the functions configured as deployed: the connector's token is read from the
+    /// SSM SecureString `token_parameter`.
+    fn start(stack: &Stack, token_parameter: &str) -> Self {
         use std::os::unix::process::CommandExt;
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -82,7 +85,8 @@ impl Watch {
             .env("DUE_SHARDS", "4")
             .env("EVENTS_TOPIC_ARN", &stack.topic)
             .env("MARKETPLACE_API_URL", &stack.stub_url)
-            .env("MARKETPLACE_API_TOKEN", MARKETPLACE_TOKEN)
+            .env("MARKETPLACE_API_TOKEN_PARAMETER", token_parameter)
+            .env_remove("MARKETPLACE_API_TOKEN")
             .env_remove("RELANCE_DEV_AUTH")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -143,10 +147,19 @@ impl Watch {
 
     /// Invokes the API with a sample event, its body replaced when `body` is given.
     fn api(&self, sample: &str, body: Option<Value>) -> (u16, Value) {
+        self.api_at(sample, None, body)
+    }
+
+    /// Invokes the API with a sample event sent to another `path` when one is given.
+    fn api_at(&self, sample: &str, path: Option<&str>, body: Option<Value>) -> (u16, Value) {
         let mut event: Value = serde_json::from_str(
             &std::fs::read_to_string(root().join("events/api").join(sample)).unwrap(),
         )
         .unwrap();
+        if let Some(path) = path {
+            event["rawPath"] = json!(path);
+            event["requestContext"]["http"]["path"] = json!(path);
+        }
         if let Some(body) = body {
             event["body"] = json!(body.to_string());
         }
@@ -169,7 +182,11 @@ fn sample_body(sample: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_functions_run_under_cargo_lambda_with_the_sample_events() {
     let stack = Stack::new().await;
-    let watch = tokio::task::block_in_place(|| Watch::start(&stack));
+    let token_parameter = relance_tests::stack::unique("/relances-test/marketplace-token");
+    relance_tests::stack::put_secret(&stack.world.aws, &token_parameter, MARKETPLACE_TOKEN)
+        .await
+        .unwrap();
+    let watch = tokio::task::block_in_place(|| Watch::start(&stack, &token_parameter));
 
     let (status, response) = watch.api("create-response.json", None);
     assert_eq!(status, 201, "{response}");
@@ -193,21 +210,53 @@ async fn the_functions_run_under_cargo_lambda_with_the_sample_events() {
     let (status, view) = watch.api("get-thread-relance.json", None);
     assert_eq!((status, &view["state"]), (200, &json!("active")));
 
+    // A second thread, on the marketplace channel.
+    let mut on_channel = sample_body("create-relance.json");
+    on_channel["name"] = json!("Relance message");
+    on_channel["send_type"] = json!("channel");
+    on_channel["default_response_id"] = response["id"].clone();
+    on_channel["end_response_id"] = Value::Null;
+    let (status, on_channel) = watch.api("create-relance.json", Some(on_channel));
+    assert_eq!(status, 201, "{on_channel}");
+    let channel_thread = json!({
+        "relance_id": on_channel["id"], "ticket_id": "T-1002", "ticket_status": "attente_client",
+        "channel": "amazon", "recipient": {"conversation_id": "conv-1002"},
+        "context": {"customer_name": "Léa", "order_id": "A-43"}
+    });
+    let (status, channel_thread) = watch.api_at(
+        "attach-thread-relance.json",
+        Some("/threads/thread-2/relance"),
+        Some(channel_thread),
+    );
+    assert_eq!(status, 201, "{channel_thread}");
+
     // The scheduler, invoked with the scheduled event at the date the panel shows.
     let mut scheduled: Value = serde_json::from_str(
         &std::fs::read_to_string(root().join("events/scheduled.json")).unwrap(),
     )
     .unwrap();
-    scheduled["time"] = thread["next_relance_date"].clone();
+    scheduled["time"] = channel_thread["next_relance_date"].clone();
     let summary = watch.invoke("relance-scheduler", &scheduled);
     assert_eq!(
         (summary["due"].as_u64(), summary["sent"].as_u64()),
-        (Some(1), Some(1)),
+        (Some(2), Some(2)),
         "{summary}"
     );
     assert_eq!(
         sms_to(&phone).await,
         ["Bonjour Léa, nous attendons votre retour sur la commande A-42."]
+    );
+    // The connector accepted the message: the scheduler read its token from SSM.
+    let received = stack.stub.received();
+    assert_eq!(
+        received
+            .iter()
+            .map(|r| (r.status, r.body["body"].as_str().unwrap()))
+            .collect::<Vec<_>>(),
+        [(
+            202,
+            "Bonjour Léa, nous attendons votre retour sur la commande A-43."
+        )]
     );
     let (_, view) = watch.api("get-thread-relance.json", None);
     assert_eq!(view["messages_sent"], 1);

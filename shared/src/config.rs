@@ -3,6 +3,8 @@
 
 use std::str::FromStr;
 
+pub use aws_config::SdkConfig;
+
 #[derive(Debug, thiserror::Error)]
 #[error("configuration: {0}")]
 pub struct ConfigError(pub String);
@@ -54,6 +56,100 @@ impl StoreConfig {
 
 /// Loads the AWS configuration from the standard environment (`AWS_REGION`,
 /// `AWS_ENDPOINT_URL`, credentials chain), so local stand-ins need no code path of their own.
-pub async fn aws() -> aws_config::SdkConfig {
+pub async fn aws() -> SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// Where a secret comes from: its value in `NAME` (local runs), or the name of an SSM
+/// SecureString parameter in `NAME_PARAMETER` (deployed), so that the value never sits in
+/// the function's configuration, where anyone allowed to read that could see it.
+#[derive(PartialEq, Eq)]
+enum SecretSource {
+    Value(String),
+    Parameter(String),
+}
+
+impl SecretSource {
+    fn choose(
+        name: &str,
+        value: Option<String>,
+        parameter: Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let set = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+        match (set(value), set(parameter)) {
+            (Some(value), None) => Ok(Self::Value(value)),
+            (None, Some(parameter)) => Ok(Self::Parameter(parameter.trim().to_owned())),
+            (None, None) => Err(ConfigError(format!(
+                "{name} or {name}_PARAMETER must be set"
+            ))),
+            (Some(_), Some(_)) => Err(ConfigError(format!(
+                "set {name} or {name}_PARAMETER, not both"
+            ))),
+        }
+    }
+}
+
+/// A secret read once at init; see [`SecretSource`]. Errors name the variable and the
+/// parameter, never the value.
+pub async fn secret(aws: &SdkConfig, name: &str) -> Result<String, ConfigError> {
+    let parameter_variable = format!("{name}_PARAMETER");
+    let source = SecretSource::choose(
+        name,
+        std::env::var(name).ok(),
+        std::env::var(&parameter_variable).ok(),
+    )?;
+    let parameter = match source {
+        SecretSource::Value(value) => return Ok(value),
+        SecretSource::Parameter(parameter) => parameter,
+    };
+    let read = aws_sdk_ssm::Client::new(aws)
+        .get_parameter()
+        .name(&parameter)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| {
+            use aws_sdk_ssm::error::ProvideErrorMetadata;
+            let code = e.code().unwrap_or("no answer").to_owned();
+            ConfigError(format!(
+                "{parameter_variable}: cannot read parameter {parameter} ({code})"
+            ))
+        })?;
+    read.parameter
+        .and_then(|p| p.value)
+        .filter(|value| !value.trim().is_empty())
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "{parameter_variable}: parameter {parameter} is empty"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn choose(value: Option<&str>, parameter: Option<&str>) -> Result<SecretSource, String> {
+        SecretSource::choose("TOKEN", value.map(Into::into), parameter.map(Into::into))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_secret_comes_from_its_value_or_its_parameter_never_both() {
+        assert!(choose(Some("s3cr3t"), None) == Ok(SecretSource::Value("s3cr3t".into())));
+        assert!(
+            choose(Some(" "), Some(" /relances/token "))
+                == Ok(SecretSource::Parameter("/relances/token".into()))
+        );
+        assert_eq!(
+            choose(None, Some("")).err().unwrap(),
+            "configuration: TOKEN or TOKEN_PARAMETER must be set"
+        );
+        assert_eq!(
+            choose(Some("s3cr3t"), Some("/relances/token"))
+                .err()
+                .unwrap(),
+            "configuration: set TOKEN or TOKEN_PARAMETER, not both"
+        );
+    }
 }

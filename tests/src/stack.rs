@@ -60,3 +60,17 @@ pub async fn create_topic(client: &aws_sdk_sns::Client, name: &str) -> Result<St
         .map_err(|e| format!("{e:?}"))?;
     out.topic_arn.ok_or_else(|| "no topic ARN".to_owned())
 }
+
+/// Stores a secret as an SSM SecureString parameter, as a deployment keeps it.
+pub async fn put_secret(aws: &SdkConfig, name: &str, value: &str) -> Result<(), String> {
+    aws_sdk_ssm::Client::new(aws)
+        .put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(())
+}

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use relance_shared::config::{ConfigError, StoreConfig, parsed, required};
+use relance_shared::config::{ConfigError, SdkConfig, StoreConfig, parsed, required};
 use relance_shared::domain::event::{DomainEvent, EventDetail};
 use relance_shared::domain::recipient::Recipient;
 use relance_shared::domain::settings::SendingWindow;
@@ -64,7 +64,7 @@ pub struct SchedulerConfig {
 }
 
 impl SchedulerConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
+    pub async fn from_env(aws: &SdkConfig) -> Result<Self, ConfigError> {
         let defaults = RunConfig::default();
         let run = RunConfig {
             concurrency: parsed("SCHEDULER_CONCURRENCY", defaults.concurrency)?.max(1),
@@ -83,7 +83,7 @@ impl SchedulerConfig {
             run,
             events_topic_arn: required("EVENTS_TOPIC_ARN")?,
             sms_per_second: parsed("SMS_PER_SECOND", 20u32)?,
-            marketplace: MarketplaceConfig::from_env()?,
+            marketplace: MarketplaceConfig::from_env(aws).await?,
         })
     }
 }

@@ -33,8 +33,8 @@ fn deadline(context: &lambda_runtime::Context) -> Option<Instant> {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = SchedulerConfig::from_env()?;
     let aws = relance_shared::config::aws().await;
+    let config = SchedulerConfig::from_env(&aws).await?;
     let store = Store::from_sdk_config(&aws, &config.store);
     let sns = aws_sdk_sns::Client::new(&aws);
     let marketplace = HttpMarketplace::new(&config.marketplace)?;

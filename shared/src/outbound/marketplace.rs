@@ -5,7 +5,7 @@ use futures::future::BoxFuture;
 use reqwest::StatusCode;
 
 use super::{MarketplaceMessage, MarketplaceSender, RateLimiter, SendError};
-use crate::config::{ConfigError, parsed, required};
+use crate::config::{ConfigError, SdkConfig, parsed, required, secret};
 
 #[derive(Clone)]
 pub struct MarketplaceConfig {
@@ -29,13 +29,15 @@ impl std::fmt::Debug for MarketplaceConfig {
 }
 
 impl MarketplaceConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
+    /// Reads the environment; the token from `MARKETPLACE_API_TOKEN` or, deployed, from the
+    /// SSM parameter named in `MARKETPLACE_API_TOKEN_PARAMETER` (see [`secret`]).
+    pub async fn from_env(aws: &SdkConfig) -> Result<Self, ConfigError> {
         let url = required("MARKETPLACE_API_URL")?;
         reqwest::Url::parse(&url)
             .map_err(|_| ConfigError("MARKETPLACE_API_URL is not a URL".into()))?;
         Ok(Self {
             url: url.trim_end_matches('/').to_owned(),
-            token: required("MARKETPLACE_API_TOKEN")?,
+            token: secret(aws, "MARKETPLACE_API_TOKEN").await?,
             timeout: Duration::from_millis(parsed("MARKETPLACE_TIMEOUT_MS", 5_000u64)?),
             per_second: parsed("MARKETPLACE_PER_SECOND", 10u32)?,
         })
