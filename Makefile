@@ -25,14 +25,15 @@ fuzz: $(TOOLS)
 bench: $(TOOLS)
 	scripts/bench.sh
 
-## lint: cfn-lint on the SAM template
+## lint: cfn-lint and sam validate on the SAM template
 lint: $(TOOLS)
 	$(VENV)/bin/cfn-lint infra/template.yaml
+	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --template-file infra/template.yaml
 
 fmt:
 	cargo fmt --all
 
-# Python tools (moto, cargo-lambda, cfn-lint) from PyPI, pinned, in a local venv.
+# Python tools (moto, cargo-lambda, cfn-lint, SAM CLI, schemathesis) from PyPI, pinned, in a local venv.
 $(TOOLS): requirements-dev.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt

@@ -14,6 +14,7 @@ echo "==> format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cfn-lint infra/template.yaml
+SAM_CLI_TELEMETRY=0 sam validate --lint --template-file infra/template.yaml
 
 echo "==> moto on $RELANCE_TEST_ENDPOINT"
 start_moto .dev/test-moto.log $MOTO_PORT
