@@ -229,6 +229,47 @@ fn the_deployed_scheduler_reads_the_connector_token_from_ssm_only() {
     );
 }
 
+#[test]
+fn the_alarms_watch_metrics_the_scheduler_emits() {
+    let template = load("infra/template.yaml");
+    // JSON is YAML: the line reads as the template does.
+    let line: Value = serde_yaml::from_str(
+        &relance_scheduler::RunSummary::default().metrics_line("any", chrono::Utc::now()),
+    )
+    .unwrap();
+    let directive = &line["_aws"]["CloudWatchMetrics"][0];
+    let emitted: BTreeSet<&str> = directive["Metrics"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|m| m["Name"].as_str().unwrap())
+        .collect();
+
+    let mut watched = Vec::new();
+    for (name, resource) in template["Resources"].as_mapping().unwrap() {
+        let properties = &resource["Properties"];
+        if properties["Namespace"].as_str() != Some(relance_scheduler::METRICS_NAMESPACE) {
+            continue;
+        }
+        let metric = properties["MetricName"].as_str().unwrap();
+        assert!(
+            emitted.contains(metric),
+            "{name:?} watches {metric}, never emitted"
+        );
+        assert_eq!(
+            properties["Dimensions"][0]["Name"], directive["Dimensions"][0][0],
+            "{name:?} must select the scheduler's own figures"
+        );
+        assert_eq!(
+            untag(&properties["Dimensions"][0]["Value"]),
+            "SchedulerFunction"
+        );
+        watched.push(metric);
+    }
+    watched.sort_unstable();
+    assert_eq!(watched, ["Failed", "Unknown"]);
+}
+
 /// Does a concrete path match a route template such as `/relances/{id}`?
 fn matches(template: &str, path: &str) -> bool {
     let (t, p): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());

@@ -282,6 +282,18 @@ async fn the_functions_run_under_cargo_lambda_with_the_sample_events() {
         log.contains("run finished"),
         "the functions' logs were captured"
     );
+    // Each run printed its counts as an embedded-metric line, which the alarms watch.
+    let metrics: Vec<Value> = log
+        .lines()
+        .filter(|line| line.starts_with('{') && line.contains(r#""_aws":"#))
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(
+        metrics
+            .iter()
+            .any(|m| (m["Sent"].as_u64(), m["Due"].as_u64()) == (Some(2), Some(2))),
+        "no metric line for the run that sent 2: {metrics:?}"
+    );
     assert!(
         !log.contains(MARKETPLACE_TOKEN),
         "the marketplace token was logged"

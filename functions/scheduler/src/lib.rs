@@ -125,6 +125,49 @@ pub struct RunSummary {
     pub events_failed: u64,
 }
 
+/// CloudWatch namespace of the run metrics; the template's alarms watch it.
+pub const METRICS_NAMESPACE: &str = "Relances";
+
+impl RunSummary {
+    /// The run's counts as one line of CloudWatch's embedded metric format: printed to
+    /// stdout, Lambda's log pipeline turns it into metrics (`left_for_next_run` becomes
+    /// `LeftForNextRun`) with no API call and no extra permission. The function's name is
+    /// the one dimension, so two stacks in one account keep their figures apart.
+    pub fn metrics_line(&self, function_name: &str, at: DateTime<Utc>) -> String {
+        let counts = serde_json::to_value(self).expect("a summary serializes");
+        let mut line = serde_json::Map::new();
+        line.insert("FunctionName".into(), function_name.into());
+        let mut metrics = Vec::new();
+        for (field, count) in counts.as_object().into_iter().flatten() {
+            let name: String = field
+                .split('_')
+                .flat_map(|word| {
+                    let mut chars = word.chars();
+                    chars
+                        .next()
+                        .map(|first| first.to_ascii_uppercase())
+                        .into_iter()
+                        .chain(chars)
+                })
+                .collect();
+            metrics.push(serde_json::json!({"Name": name, "Unit": "Count"}));
+            line.insert(name, count.clone());
+        }
+        line.insert(
+            "_aws".into(),
+            serde_json::json!({
+                "Timestamp": at.timestamp_millis(),
+                "CloudWatchMetrics": [{
+                    "Namespace": METRICS_NAMESPACE,
+                    "Dimensions": [["FunctionName"]],
+                    "Metrics": metrics
+                }]
+            }),
+        );
+        serde_json::Value::Object(line).to_string()
+    }
+}
+
 /// What happened to one due entry.
 #[derive(Debug, Default)]
 struct ItemReport {
@@ -436,5 +479,60 @@ impl Scheduler {
         } else {
             Announced::ChangedMeanwhile
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_summary_becomes_one_embedded_metric_line() {
+        let summary = RunSummary {
+            sent: 7,
+            failed: 2,
+            left_for_next_run: 3,
+            ..RunSummary::default()
+        };
+        let at = DateTime::parse_from_rfc3339("2026-12-09T09:00:00Z")
+            .unwrap()
+            .to_utc();
+        let line: serde_json::Value =
+            serde_json::from_str(&summary.metrics_line("relances-SchedulerFunction-1", at))
+                .unwrap();
+
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(line["_aws"]["Timestamp"], 1_796_806_800_000_i64);
+        assert_eq!(directive["Namespace"], "Relances");
+        assert_eq!(
+            directive["Dimensions"],
+            serde_json::json!([["FunctionName"]])
+        );
+        assert_eq!(line["FunctionName"], "relances-SchedulerFunction-1");
+        let names: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names.len(), 12, "one metric per count: {names:?}");
+        // Every declared metric has its value at the top level, as the format requires.
+        for name in &names {
+            assert!(line[name].is_u64(), "{name} has no value");
+        }
+        assert_eq!(
+            (
+                &line["Sent"],
+                &line["Failed"],
+                &line["LeftForNextRun"],
+                &line["Due"]
+            ),
+            (
+                &serde_json::json!(7),
+                &serde_json::json!(2),
+                &serde_json::json!(3),
+                &serde_json::json!(0)
+            )
+        );
     }
 }

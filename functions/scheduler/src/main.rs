@@ -57,6 +57,9 @@ async fn main() -> Result<(), Error> {
             let now = event.payload.time.trunc_subsecs(0);
             let summary: RunSummary = scheduler.run(now, deadline(&event.context)).await?;
             tracing::info!(now = %now, ?summary, "run finished");
+            // Stamped with the wall clock: a replayed event may be older than CloudWatch accepts.
+            let function = &event.context.env_config.function_name;
+            println!("{}", summary.metrics_line(function, Utc::now()));
             Ok::<_, Error>(summary)
         },
     ))
