@@ -705,3 +705,100 @@ async fn a_server_error_shows_no_internals() {
         json!({"error": {"code": "internal", "message": "internal error"}})
     );
 }
+
+#[tokio::test]
+async fn the_api_calls_only_what_its_deployed_role_allows() {
+    let world = World::new().await;
+    let proxy = relance_tests::proxy::CountingProxy::new(&relance_tests::stack::test_endpoint());
+    let api = world
+        .api_through("acme", &proxy.spawn().await.unwrap())
+        .await;
+
+    // Every endpoint, and each kind of write: the catalog's guarded transactions, an
+    // attachment, one that replaces a running cycle (with its end notice), stops, deletes.
+    let reminder = api.response("Rappel", "Bonjour {{customer_name}}").await;
+    let spare = api.response("Autre", "Bonjour").await;
+    let replaced = api
+        .put(
+            &format!("/responses/{spare}"),
+            json!({"title": "Autre", "body": "Bonsoir", "version": 1}),
+        )
+        .await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.body);
+    api.get("/responses").await;
+    api.get(&format!("/responses/{spare}")).await;
+    let first = api.relance(relance_body("Relance SMS", &reminder)).await;
+    let second = api.relance(relance_body("Autre relance", &reminder)).await;
+    let renamed = api
+        .put(
+            &format!("/relances/{}", second["id"].as_str().unwrap()),
+            with(
+                relance_body("Relance bis", &reminder),
+                json!({"version": 1}),
+            ),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    api.get("/relances?channel=sms").await;
+    api.get(&format!("/relances/{}", first["id"].as_str().unwrap()))
+        .await;
+    api.put("/settings", harness::always_open()).await;
+    api.get("/settings").await;
+    for (thread, relance) in [("th-1", &first), ("th-1", &second), ("th-2", &first)] {
+        let attached = api
+            .put(
+                &format!("/threads/{thread}/relance"),
+                harness::attach_sms(
+                    relance["id"].as_str().unwrap(),
+                    &harness::new_phone().0,
+                    json!({"customer_name": "Léa"}),
+                ),
+            )
+            .await;
+        assert!(attached.status.is_success(), "{}", attached.body);
+    }
+    api.get("/threads/th-1/relance").await;
+    api.put(
+        "/threads/th-1/ticket-status",
+        json!({"ticket_status": "ferme"}),
+    )
+    .await;
+    assert_eq!(
+        api.delete("/threads/th-2/relance").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        api.delete(&format!("/relances/{}", first["id"].as_str().unwrap()))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        api.delete(&format!("/responses/{spare}")).await.status,
+        StatusCode::NO_CONTENT
+    );
+
+    let allowed = harness::role_actions("ApiFunction");
+    let needed = proxy.iam_actions();
+    for action in &needed {
+        assert!(
+            allowed.contains(action),
+            "the API calls {action}, which its role does not allow ({allowed:?})"
+        );
+    }
+    assert!(
+        proxy.get("DynamoDB.TransactWriteItems").requests > 0,
+        "the guarded writes were exercised: {:?}",
+        proxy.counts()
+    );
+    for action in [
+        "dynamodb:Query",
+        "dynamodb:DeleteItem",
+        "dynamodb:UpdateItem",
+    ] {
+        assert!(
+            needed.contains(action),
+            "{action} was exercised: {needed:?}"
+        );
+    }
+}

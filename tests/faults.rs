@@ -458,34 +458,15 @@ async fn the_scheduler_calls_only_what_its_deployed_role_allows() {
         .unwrap();
     assert_eq!((run.sent, run.stopped), (2, 2), "{run:?}");
 
-    let template: serde_yaml::Value = serde_yaml::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../infra/template.yaml"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let allowed: Vec<String> = template["Resources"]["SchedulerFunction"]["Properties"]["Policies"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .flat_map(|policy| policy["Statement"].as_sequence().unwrap().clone())
-        .flat_map(|statement| match &statement["Action"] {
-            serde_yaml::Value::Sequence(actions) => actions.clone(),
-            one => vec![one.clone()],
-        })
-        .map(|action| action.as_str().unwrap().to_owned())
-        .collect();
-    let counts = proxy.counts();
-    for op in counts.keys() {
-        let (service, action) = op.split_once('.').unwrap();
-        let needed = format!("{}:{action}", service.to_lowercase());
+    let allowed = harness::role_actions("SchedulerFunction");
+    let needed = proxy.iam_actions();
+    for action in &needed {
         assert!(
-            allowed.contains(&needed),
-            "the scheduler calls {needed}, which its role does not allow ({allowed:?})"
+            allowed.contains(action),
+            "the scheduler calls {action}, which its role does not allow ({allowed:?})"
         );
     }
+    let counts = proxy.counts();
     for op in ["DynamoDB.Query", "DynamoDB.DeleteItem", "SNS.Publish"] {
         assert!(
             counts.contains_key(op),

@@ -54,6 +54,23 @@ impl World {
     }
 
     pub fn api_with(&self, tenant: Option<&str>, dev_auth: bool) -> Api {
+        self.api_on(self.store.clone(), tenant, dev_auth)
+    }
+
+    /// The API of `tenant` reaching this world's table through `endpoint` (a proxy).
+    pub async fn api_through(&self, tenant: &str, endpoint: &str) -> Api {
+        let aws = stack::sdk_config(endpoint).await;
+        let store = Store::new(
+            aws_sdk_dynamodb::Client::new(&aws),
+            &StoreConfig {
+                table_name: self.table.clone(),
+                due_shards: self.store.due_shards(),
+            },
+        );
+        self.api_on(store, Some(tenant), false)
+    }
+
+    fn api_on(&self, store: Store, tenant: Option<&str>, dev_auth: bool) -> Api {
         let config = ApiConfig {
             store: StoreConfig {
                 table_name: self.table.clone(),
@@ -63,11 +80,34 @@ impl World {
             dev_auth,
         };
         Api {
-            app: app(AppState::new(self.store.clone(), config)),
+            app: app(AppState::new(store, config)),
             tenant: tenant.map(str::to_owned),
             headers: Vec::new(),
         }
     }
+}
+
+/// The actions a function's role allows in `infra/template.yaml` (`dynamodb:Query`, ...).
+pub fn role_actions(function: &str) -> Vec<String> {
+    let template: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../infra/template.yaml"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    template["Resources"][function]["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|policy| policy["Statement"].as_sequence().unwrap().clone())
+        .flat_map(|statement| match &statement["Action"] {
+            serde_yaml::Value::Sequence(actions) => actions.clone(),
+            one => vec![one.clone()],
+        })
+        .map(|action| action.as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[derive(Clone)]

@@ -2,7 +2,7 @@
 //! untouched and counts, per operation, requests and the items DynamoDB returned. Tests
 //! and benchmarks use it to count work independently of the code under test.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -29,6 +29,7 @@ pub struct CountingProxy {
     capacity: bool,
     client: reqwest::Client,
     counts: Arc<Mutex<BTreeMap<String, OpCount>>>,
+    actions: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl CountingProxy {
@@ -38,6 +39,7 @@ impl CountingProxy {
             capacity: false,
             client: reqwest::Client::new(),
             counts: Arc::default(),
+            actions: Arc::default(),
         }
     }
 
@@ -60,6 +62,12 @@ impl CountingProxy {
         self.counts.lock().expect("counts").clone()
     }
 
+    /// The IAM actions the requests needed (`dynamodb:PutItem`, `sns:Publish`, ...): a
+    /// transaction needs those of the writes inside it.
+    pub fn iam_actions(&self) -> BTreeSet<String> {
+        self.actions.lock().expect("actions").clone()
+    }
+
     pub fn reset(&self) {
         self.counts.lock().expect("counts").clear();
     }
@@ -76,6 +84,25 @@ fn operation(headers: &HeaderMap, body: &[u8]) -> String {
     }
     let action = url_action(body).unwrap_or_else(|| "unknown".to_owned());
     format!("SNS.{action}")
+}
+
+fn iam_actions(op: &str, body: &[u8]) -> Vec<String> {
+    let (service, action) = op.split_once('.').unwrap_or(("unknown", op));
+    let service = service.to_lowercase();
+    if action != "TransactWriteItems" {
+        return vec![format!("{service}:{action}")];
+    }
+    let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    request["TransactItems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item.as_object()?.keys().next().cloned())
+        .map(|write| match write.as_str() {
+            "ConditionCheck" => "dynamodb:ConditionCheckItem".to_owned(),
+            other => format!("dynamodb:{other}Item"),
+        })
+        .collect()
 }
 
 fn url_action(body: &[u8]) -> Option<String> {
@@ -131,6 +158,11 @@ async fn forward(State(proxy): State<CountingProxy>, request: Request) -> Respon
         return StatusCode::BAD_REQUEST.into_response();
     };
     let op = operation(&parts.headers, &body);
+    proxy
+        .actions
+        .lock()
+        .expect("actions")
+        .extend(iam_actions(&op, &body));
     let body = match (
         proxy.capacity && op.starts_with("DynamoDB."),
         with_capacity_request(&body),
