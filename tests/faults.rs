@@ -458,14 +458,7 @@ async fn the_scheduler_calls_only_what_its_deployed_role_allows() {
         .unwrap();
     assert_eq!((run.sent, run.stopped), (2, 2), "{run:?}");
 
-    let allowed = harness::role_actions("SchedulerFunction");
-    let needed = proxy.iam_actions();
-    for action in &needed {
-        assert!(
-            allowed.contains(action),
-            "the scheduler calls {action}, which its role does not allow ({allowed:?})"
-        );
-    }
+    harness::assert_role_allows("SchedulerFunction", &proxy);
     let counts = proxy.counts();
     for op in ["DynamoDB.Query", "DynamoDB.DeleteItem", "SNS.Publish"] {
         assert!(

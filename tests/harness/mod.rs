@@ -87,8 +87,25 @@ impl World {
     }
 }
 
+/// Asserts that every IAM action the requests through `proxy` needed is allowed to
+/// `function`'s role in `infra/template.yaml`; returns those actions.
+pub fn assert_role_allows(
+    function: &str,
+    proxy: &relance_tests::proxy::CountingProxy,
+) -> std::collections::BTreeSet<String> {
+    let allowed = role_actions(function);
+    let needed = proxy.iam_actions();
+    for action in &needed {
+        assert!(
+            allowed.contains(action),
+            "{function} calls {action}, which its role does not allow ({allowed:?})"
+        );
+    }
+    needed
+}
+
 /// The actions a function's role allows in `infra/template.yaml` (`dynamodb:Query`, ...).
-pub fn role_actions(function: &str) -> Vec<String> {
+fn role_actions(function: &str) -> Vec<String> {
     let template: serde_yaml::Value = serde_yaml::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
