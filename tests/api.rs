@@ -379,6 +379,7 @@ async fn settings_default_then_replace() {
         (json!({"timezone": "Europe/Lutece"}), "timezone"),
         (json!({"window_start": "25:00"}), "window_start"),
         (json!({"window_end": "08:00"}), "window_end"),
+        (json!({"window_end": "24:30"}), "window_end"),
         (json!({"days": []}), "days"),
         (json!({"days": ["mon", "someday"]}), "days[1]"),
         (json!({"holidays": ["25/12/2026"]}), "holidays[0]"),

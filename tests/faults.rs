@@ -558,16 +558,18 @@ async fn a_step_due_outside_the_window_waits_for_the_next_opening() {
     )
     .await;
 
-    let night = due.date_naive().and_hms_opt(23, 0, 0).unwrap().and_utc();
+    // 00:30 the day after the step fell due: later than the step whatever the time of
+    // day the test runs, and outside the window.
+    let night = (due.date_naive() + chrono::Days::new(1))
+        .and_hms_opt(0, 30, 0)
+        .unwrap()
+        .and_utc();
     let run = stack.tick(night).await;
     assert_eq!((run.sent, run.postponed), (0, 1), "{run:?}");
     let opening = time(&api.get("/threads/th-1/relance").await.body["next_relance_date"]);
     assert_eq!(
         opening,
-        (night.date_naive() + chrono::Days::new(1))
-            .and_hms_opt(10, 0, 0)
-            .unwrap()
-            .and_utc()
+        night.date_naive().and_hms_opt(10, 0, 0).unwrap().and_utc()
     );
     assert!(sms_to(&phone).await.is_empty());
     assert_eq!(stack.tick(opening).await.sent, 1);

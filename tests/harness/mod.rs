@@ -521,7 +521,7 @@ pub fn attach_sms(relance_id: &str, phone: &str, context: Value) -> Value {
 
 /// Settings open every day, all day: dates in tests then follow the frequency exactly.
 pub fn always_open() -> Value {
-    json!({"timezone": "UTC", "window_start": "00:00", "window_end": "23:59",
+    json!({"timezone": "UTC", "window_start": "00:00", "window_end": "24:00",
            "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]})
 }
 

@@ -34,7 +34,9 @@ pub struct SettingsInput {
 pub struct SendingWindow {
     pub timezone: Tz,
     pub start: NaiveTime,
-    pub end: NaiveTime,
+    /// `None`: the window runs to the midnight that ends the day (`24:00`), so a window
+    /// from `00:00` on every day is always open.
+    pub end: Option<NaiveTime>,
     /// Days of the week on which sends happen, Monday first.
     pub days: [bool; 7],
     pub holidays: BTreeSet<NaiveDate>,
@@ -48,7 +50,7 @@ impl Default for SendingWindow {
         Self {
             timezone: chrono_tz::Europe::Paris,
             start: NaiveTime::from_hms_opt(9, 0, 0).expect("valid time"),
-            end: NaiveTime::from_hms_opt(19, 0, 0).expect("valid time"),
+            end: NaiveTime::from_hms_opt(19, 0, 0),
             days: [true, true, true, true, true, true, false],
             holidays: BTreeSet::new(),
         }
@@ -69,6 +71,16 @@ fn parse_hhmm(field: &str, value: &str) -> Result<NaiveTime, FieldError> {
     NaiveTime::parse_from_str(value, "%H:%M").map_err(|_| bad())
 }
 
+/// `window_end` also takes `24:00`, the end of the day.
+fn parse_end(value: &str) -> Result<Option<NaiveTime>, FieldError> {
+    if value == END_OF_DAY {
+        return Ok(None);
+    }
+    parse_hhmm("window_end", value).map(Some)
+}
+
+const END_OF_DAY: &str = "24:00";
+
 impl SettingsInput {
     pub fn validate(self) -> Result<SendingWindow, FieldError> {
         let timezone = Tz::from_str(&self.timezone).map_err(|_| {
@@ -79,8 +91,8 @@ impl SettingsInput {
             )
         })?;
         let start = parse_hhmm("window_start", &self.window_start)?;
-        let end = parse_hhmm("window_end", &self.window_end)?;
-        if end <= start {
+        let end = parse_end(&self.window_end)?;
+        if end.is_some_and(|end| end <= start) {
             return Err(FieldError::new(
                 "window_end",
                 "invalid_window",
@@ -144,7 +156,10 @@ impl From<&SendingWindow> for SettingsInput {
         SettingsInput {
             timezone: window.timezone.name().to_owned(),
             window_start: window.start.format("%H:%M").to_string(),
-            window_end: window.end.format("%H:%M").to_string(),
+            window_end: window.end.map_or_else(
+                || END_OF_DAY.to_owned(),
+                |end| end.format("%H:%M").to_string(),
+            ),
             days: DAY_CODES
                 .iter()
                 .zip(window.days)
@@ -193,7 +208,13 @@ impl SendingWindow {
         for _ in 0..SEARCH_DAYS {
             if self.open_on(date) {
                 let open = local_instant(self.timezone, date.and_time(self.start));
-                let close = local_instant(self.timezone, date.and_time(self.end));
+                let close = match self.end {
+                    Some(end) => local_instant(self.timezone, date.and_time(end)),
+                    None => local_instant(
+                        self.timezone,
+                        (date + Days::new(1)).and_time(NaiveTime::MIN),
+                    ),
+                };
                 // A window that a DST gap swallows whole is closed that day.
                 if open < close {
                     if instant < open {
@@ -269,6 +290,35 @@ mod tests {
     }
 
     #[test]
+    fn a_window_to_24_00_is_open_until_midnight() {
+        let all_day = SettingsInput {
+            timezone: "Europe/Paris".into(),
+            window_start: "00:00".into(),
+            window_end: "24:00".into(),
+            days: DAY_CODES.iter().map(|d| (*d).to_owned()).collect(),
+            holidays: vec![],
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(SettingsInput::from(&all_day).window_end, "24:00");
+        // 23:59:30 in Paris, the last minute of the day, is inside; so is midnight.
+        for t in ["2026-12-08T22:59:30Z", "2026-12-08T23:00:00Z"] {
+            assert!(all_day.contains(utc(t)), "{t}");
+        }
+        // Evenings only, Monday: Monday 23:30 stays, Tuesday 00:30 waits for Tuesday 18:00.
+        let evenings = SendingWindow {
+            start: NaiveTime::from_hms_opt(18, 0, 0).unwrap(),
+            end: None,
+            ..all_day
+        };
+        assert!(evenings.contains(utc("2026-12-07T22:30:00Z")));
+        assert_eq!(
+            evenings.next_opening(utc("2026-12-07T23:30:00Z")),
+            utc("2026-12-08T17:00:00Z")
+        );
+    }
+
+    #[test]
     fn opening_follows_daylight_saving_time() {
         // Paris is UTC+1 in winter and UTC+2 from 2027-03-28: 09:00 local is 07:00Z.
         assert_eq!(
@@ -313,7 +363,8 @@ mod tests {
         };
         assert_eq!(bad(|s| s.timezone = "Mars/Olympus".into()), "timezone");
         assert_eq!(bad(|s| s.window_start = "9:00".into()), "window_start");
-        assert_eq!(bad(|s| s.window_end = "24:00".into()), "window_end");
+        assert_eq!(bad(|s| s.window_end = "24:01".into()), "window_end");
+        assert_eq!(bad(|s| s.window_end = "00:00".into()), "window_end");
         assert_eq!(bad(|s| s.window_end = "08:00".into()), "window_end");
         assert_eq!(bad(|s| s.days = vec![]), "days");
         assert_eq!(

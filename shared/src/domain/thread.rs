@@ -676,7 +676,7 @@ mod tests {
         SendingWindow {
             timezone: chrono_tz::UTC,
             start: chrono::NaiveTime::from_hms_opt(0, 0, 0).unwrap(),
-            end: chrono::NaiveTime::from_hms_opt(23, 59, 0).unwrap(),
+            end: None,
             days: [true; 7],
             holidays: Default::default(),
         }

@@ -296,7 +296,7 @@ struct Config {
 
 async fn configure(store: &Store) -> Config {
     let window = serde_json::from_value::<SettingsInput>(json!({
-        "timezone": "UTC", "window_start": "00:00", "window_end": "23:59",
+        "timezone": "UTC", "window_start": "00:00", "window_end": "24:00",
         "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]}))
     .unwrap()
     .validate()
