@@ -469,6 +469,35 @@ async fn the_scheduler_calls_only_what_its_deployed_role_allows() {
 }
 
 #[tokio::test]
+async fn sms_are_published_as_transactional() {
+    let stack = Stack::new().await;
+    let relance = open_sms_relance(&stack, "acme").await;
+    let (phone, due) = attach_new_phone(&stack, &relance, "th-1").await;
+    let (proxy, scheduler) = proxied_scheduler(&stack).await;
+    assert_eq!(scheduler.run(due, None).await.unwrap().sent, 1);
+
+    let sms: Vec<_> = proxy
+        .sns_publishes()
+        .into_iter()
+        .filter(|publish| publish.get("PhoneNumber") == Some(&phone))
+        .collect();
+    assert_eq!(sms.len(), 1, "{:?}", proxy.sns_publishes());
+    // Transactional SMS are delivered ahead of promotional ones and reach numbers that
+    // refuse marketing messages (moto keeps no attributes, so the request is read).
+    let attribute = |name: &str| {
+        let entry = sms[0]
+            .iter()
+            .find(|(key, value)| key.ends_with(".Name") && value.as_str() == name)
+            .map(|(key, _)| key.trim_end_matches(".Name").to_owned())?;
+        sms[0].get(&format!("{entry}.Value.StringValue")).cloned()
+    };
+    assert_eq!(
+        attribute("AWS.SNS.SMS.SMSType").as_deref(),
+        Some("Transactional")
+    );
+}
+
+#[tokio::test]
 async fn a_run_reads_only_about_as_many_items_as_are_due() {
     let stack = Stack::new().await;
     let relance = open_sms_relance(&stack, "acme").await;

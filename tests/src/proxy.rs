@@ -30,6 +30,7 @@ pub struct CountingProxy {
     client: reqwest::Client,
     counts: Arc<Mutex<BTreeMap<String, OpCount>>>,
     actions: Arc<Mutex<BTreeSet<String>>>,
+    publishes: Arc<Mutex<Vec<BTreeMap<String, String>>>>,
 }
 
 impl CountingProxy {
@@ -40,6 +41,7 @@ impl CountingProxy {
             client: reqwest::Client::new(),
             counts: Arc::default(),
             actions: Arc::default(),
+            publishes: Arc::default(),
         }
     }
 
@@ -66,6 +68,12 @@ impl CountingProxy {
     /// transaction needs those of the writes inside it.
     pub fn iam_actions(&self) -> BTreeSet<String> {
         self.actions.lock().expect("actions").clone()
+    }
+
+    /// The parameters of each SNS `Publish` request, in order: moto does not keep message
+    /// attributes of SMS, so this is where tests read them.
+    pub fn sns_publishes(&self) -> Vec<BTreeMap<String, String>> {
+        self.publishes.lock().expect("publishes").clone()
     }
 
     pub fn reset(&self) {
@@ -163,6 +171,11 @@ async fn forward(State(proxy): State<CountingProxy>, request: Request) -> Respon
         .lock()
         .expect("actions")
         .extend(iam_actions(&op, &body));
+    if op == "SNS.Publish"
+        && let Ok(parameters) = serde_urlencoded::from_bytes(&body)
+    {
+        proxy.publishes.lock().expect("publishes").push(parameters);
+    }
     let body = match (
         proxy.capacity && op.starts_with("DynamoDB."),
         with_capacity_request(&body),
