@@ -144,6 +144,56 @@ async fn a_marketplace_refusal_fails_the_relance_at_once() {
 }
 
 #[tokio::test]
+async fn a_token_rotated_in_ssm_is_used_without_a_redeploy() {
+    let stack = Stack::new().await;
+    let due = attach_channel(&stack).await;
+    let aws = &stack.world.aws;
+    let parameter = format!("/relances-test/{}/token", uuid::Uuid::new_v4());
+    let store = |value: &'static str| relance_tests::stack::put_secret(aws, &parameter, value);
+    store(harness::MARKETPLACE_TOKEN).await.unwrap();
+    // The scheduler as deployed: the token read from SSM at init.
+    let config = relance_shared::outbound::MarketplaceConfig {
+        token_parameter: Some(relance_shared::config::SecretParameter::new(
+            aws,
+            "MARKETPLACE_API_TOKEN",
+            parameter.clone(),
+        )),
+        ..stack.marketplace_config()
+    };
+    let marketplace = relance_shared::outbound::HttpMarketplace::new(&config).unwrap();
+    let scheduler = stack.scheduler_with(
+        Senders {
+            marketplace: Arc::new(marketplace),
+            ..stack.senders()
+        },
+        RunConfig::default(),
+    );
+
+    // The operator rotates the token: the connector takes only the new one, SSM holds it.
+    stack.stub.set_token("rotated-token");
+    store("rotated-token").await.unwrap();
+    let run = scheduler.run(due, None).await.unwrap();
+    assert_eq!((run.sent, run.failed, run.retried), (1, 0, 0), "{run:?}");
+    let received = stack.stub.received();
+    let statuses: Vec<u16> = received.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [401, 202]);
+    assert_eq!(received[0].idempotency_key, received[1].idempotency_key);
+    assert_eq!(view(&stack).await["messages_sent"], 1);
+
+    // A token the connector refuses and SSM does not replace is a refusal: failed at once.
+    stack.stub.set_token("yet-another-token");
+    let next = time(&view(&stack).await["next_relance_date"]);
+    let run = scheduler.run(next, None).await.unwrap();
+    assert_eq!((run.sent, run.failed), (0, 1), "{run:?}");
+    let view = view(&stack).await;
+    assert_eq!(view["state"], "failed");
+    assert!(
+        view["state_reason"].as_str().unwrap().contains("401"),
+        "{view}"
+    );
+}
+
+#[tokio::test]
 async fn transient_marketplace_errors_are_retried_later_with_the_same_key() {
     for status in [429u16, 500, 503, 408] {
         let stack = Stack::new().await;

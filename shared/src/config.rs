@@ -89,40 +89,74 @@ impl SecretSource {
     }
 }
 
-/// A secret read once at init; see [`SecretSource`]. Errors name the variable and the
+/// A secret's value and, when it lives in SSM, the parameter to read it again from.
+pub struct Secret {
+    pub value: String,
+    pub parameter: Option<SecretParameter>,
+}
+
+/// A secret read at init; see [`SecretSource`]. Errors name the variable and the
 /// parameter, never the value.
-pub async fn secret(aws: &SdkConfig, name: &str) -> Result<String, ConfigError> {
-    let parameter_variable = format!("{name}_PARAMETER");
+pub async fn secret(aws: &SdkConfig, name: &str) -> Result<Secret, ConfigError> {
     let source = SecretSource::choose(
         name,
         std::env::var(name).ok(),
-        std::env::var(&parameter_variable).ok(),
+        std::env::var(format!("{name}_PARAMETER")).ok(),
     )?;
-    let parameter = match source {
-        SecretSource::Value(value) => return Ok(value),
-        SecretSource::Parameter(parameter) => parameter,
-    };
-    let read = aws_sdk_ssm::Client::new(aws)
-        .get_parameter()
-        .name(&parameter)
-        .with_decryption(true)
-        .send()
-        .await
-        .map_err(|e| {
-            use aws_sdk_ssm::error::ProvideErrorMetadata;
-            let code = e.code().unwrap_or("no answer").to_owned();
-            ConfigError(format!(
-                "{parameter_variable}: cannot read parameter {parameter} ({code})"
-            ))
-        })?;
-    read.parameter
-        .and_then(|p| p.value)
-        .filter(|value| !value.trim().is_empty())
-        .ok_or_else(|| {
-            ConfigError(format!(
-                "{parameter_variable}: parameter {parameter} is empty"
-            ))
-        })
+    match source {
+        SecretSource::Value(value) => Ok(Secret {
+            value,
+            parameter: None,
+        }),
+        SecretSource::Parameter(parameter) => {
+            let parameter = SecretParameter::new(aws, name, parameter);
+            Ok(Secret {
+                value: parameter.read().await?,
+                parameter: Some(parameter),
+            })
+        }
+    }
+}
+
+/// An SSM SecureString parameter holding a secret. Kept after init so that a secret
+/// rotated in SSM can be read again without a redeploy.
+#[derive(Clone, Debug)]
+pub struct SecretParameter {
+    client: aws_sdk_ssm::Client,
+    variable: String,
+    name: String,
+}
+
+impl SecretParameter {
+    /// The parameter `name`, named in the variable `{secret}_PARAMETER`.
+    pub fn new(aws: &SdkConfig, secret: &str, name: String) -> Self {
+        Self {
+            client: aws_sdk_ssm::Client::new(aws),
+            variable: format!("{secret}_PARAMETER"),
+            name,
+        }
+    }
+
+    /// The decrypted value.
+    pub async fn read(&self) -> Result<String, ConfigError> {
+        let (variable, name) = (&self.variable, &self.name);
+        let read = self
+            .client
+            .get_parameter()
+            .name(name)
+            .with_decryption(true)
+            .send()
+            .await
+            .map_err(|e| {
+                use aws_sdk_ssm::error::ProvideErrorMetadata;
+                let code = e.code().unwrap_or("no answer").to_owned();
+                ConfigError(format!("{variable}: cannot read parameter {name} ({code})"))
+            })?;
+        read.parameter
+            .and_then(|p| p.value)
+            .filter(|value| !value.trim().is_empty())
+            .ok_or_else(|| ConfigError(format!("{variable}: parameter {name} is empty")))
+    }
 }
 
 #[cfg(test)]

@@ -357,6 +357,7 @@ impl Stack {
         MarketplaceConfig {
             url: self.stub_url.clone(),
             token: MARKETPLACE_TOKEN.to_owned(),
+            token_parameter: None,
             // Ample for a stub that answers at once, even on a loaded CI machine.
             timeout: std::time::Duration::from_secs(2),
             per_second: 0,

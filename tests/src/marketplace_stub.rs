@@ -36,24 +36,31 @@ pub struct Behaviour {
     pub times: Option<u32>,
 }
 
-#[derive(Default)]
 struct Inner {
     received: Vec<Received>,
     behaviour: Behaviour,
+    token: String,
 }
 
 #[derive(Clone)]
 pub struct Stub {
     inner: Arc<Mutex<Inner>>,
-    token: Arc<str>,
 }
 
 impl Stub {
     pub fn new(token: &str) -> Self {
         Self {
-            inner: Arc::default(),
-            token: token.into(),
+            inner: Arc::new(Mutex::new(Inner {
+                received: Vec::new(),
+                behaviour: Behaviour::default(),
+                token: token.to_owned(),
+            })),
         }
+    }
+
+    /// From now on only `token` is accepted, as after a rotation.
+    pub fn set_token(&self, token: &str) {
+        self.inner.lock().expect("stub state").token = token.to_owned();
     }
 
     pub fn router(&self) -> Router {
@@ -106,12 +113,13 @@ async fn receive(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> StatusCode {
-    let authorised = headers
+    let bearer = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.strip_prefix("Bearer ") == Some(&stub.token));
+        .and_then(|v| v.strip_prefix("Bearer "));
     let (status, delay) = {
         let mut inner = stub.inner.lock().expect("stub state");
+        let authorised = bearer == Some(inner.token.as_str());
         let behaviour = &mut inner.behaviour;
         let status = match (behaviour.status, behaviour.times) {
             (Some(status), None) => status,

@@ -1,3 +1,4 @@
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -5,13 +6,16 @@ use futures::future::BoxFuture;
 use reqwest::StatusCode;
 
 use super::{MarketplaceMessage, MarketplaceSender, RateLimiter, SendError};
-use crate::config::{ConfigError, SdkConfig, parsed, required, secret};
+use crate::config::{ConfigError, SdkConfig, SecretParameter, parsed, required, secret};
 
 #[derive(Clone)]
 pub struct MarketplaceConfig {
     /// Base URL; messages go to `{url}/messages`.
     pub url: String,
     pub token: String,
+    /// Where the token lives when it is in SSM: read again after a 401, so that a token
+    /// rotated there is picked up without a redeploy.
+    pub token_parameter: Option<SecretParameter>,
     pub timeout: Duration,
     pub per_second: u32,
 }
@@ -22,6 +26,7 @@ impl std::fmt::Debug for MarketplaceConfig {
         f.debug_struct("MarketplaceConfig")
             .field("url", &self.url)
             .field("token", &"<redacted>")
+            .field("token_parameter", &self.token_parameter)
             .field("timeout", &self.timeout)
             .field("per_second", &self.per_second)
             .finish()
@@ -35,9 +40,11 @@ impl MarketplaceConfig {
         let url = required("MARKETPLACE_API_URL")?;
         reqwest::Url::parse(&url)
             .map_err(|_| ConfigError("MARKETPLACE_API_URL is not a URL".into()))?;
+        let token = secret(aws, "MARKETPLACE_API_TOKEN").await?;
         Ok(Self {
             url: url.trim_end_matches('/').to_owned(),
-            token: secret(aws, "MARKETPLACE_API_TOKEN").await?,
+            token: token.value,
+            token_parameter: token.parameter,
             timeout: Duration::from_millis(parsed("MARKETPLACE_TIMEOUT_MS", 5_000u64)?),
             per_second: parsed("MARKETPLACE_PER_SECOND", 10u32)?,
         })
@@ -49,8 +56,18 @@ impl MarketplaceConfig {
 pub struct HttpMarketplace {
     client: reqwest::Client,
     endpoint: String,
-    token: String,
+    token: RwLock<Arc<str>>,
+    token_parameter: Option<SecretParameter>,
+    /// One re-read of the token at a time: the sends refused together share it.
+    refresh: tokio::sync::Mutex<()>,
     limiter: Option<RateLimiter>,
+}
+
+/// What a re-read of the token after a 401 found.
+enum Reread {
+    Rotated(Arc<str>),
+    Unchanged,
+    Unreadable,
 }
 
 impl HttpMarketplace {
@@ -63,7 +80,9 @@ impl HttpMarketplace {
         Ok(Self {
             client,
             endpoint: format!("{}/messages", config.url),
-            token: config.token.clone(),
+            token: RwLock::new(config.token.as_str().into()),
+            token_parameter: config.token_parameter.clone(),
+            refresh: tokio::sync::Mutex::new(()),
             limiter: super::rate_limiter(config.per_second),
         })
     }
@@ -72,6 +91,57 @@ impl HttpMarketplace {
     pub async fn warm_up(&self) {
         if let Err(err) = self.client.head(&self.endpoint).send().await {
             tracing::warn!(error = %without_url(&err), "marketplace connector not reachable at start");
+        }
+    }
+
+    fn token(&self) -> Arc<str> {
+        self.token.read().expect("token lock").clone()
+    }
+
+    async fn post(
+        &self,
+        message: &MarketplaceMessage<'_>,
+        idempotency_key: &str,
+        token: &str,
+    ) -> Result<StatusCode, SendError> {
+        if let Some(limiter) = &self.limiter {
+            limiter.until_ready().await;
+        }
+        let response = self
+            .client
+            .post(&self.endpoint)
+            .bearer_auth(token)
+            .header("Idempotency-Key", idempotency_key)
+            .json(message)
+            .send()
+            .await
+            .map_err(|e| SendError::Transient(format!("marketplace {}", without_url(&e))))?;
+        Ok(response.status())
+    }
+
+    /// After a 401 with `refused`: the token now in SSM, if it differs.
+    async fn reread_token(&self, refused: &Arc<str>) -> Reread {
+        let Some(parameter) = &self.token_parameter else {
+            return Reread::Unchanged;
+        };
+        let _one_at_a_time = self.refresh.lock().await;
+        let current = self.token();
+        if current != *refused {
+            // Another send re-read it meanwhile.
+            return Reread::Rotated(current);
+        }
+        match parameter.read().await {
+            Ok(value) if *value != **refused => {
+                let value: Arc<str> = value.into();
+                *self.token.write().expect("token lock") = value.clone();
+                tracing::info!("marketplace token re-read from SSM after a 401");
+                Reread::Rotated(value)
+            }
+            Ok(_) => Reread::Unchanged,
+            Err(err) => {
+                tracing::warn!(error = %err, "marketplace token could not be re-read");
+                Reread::Unreadable
+            }
         }
     }
 }
@@ -113,19 +183,22 @@ impl MarketplaceSender for HttpMarketplace {
         idempotency_key: &'a str,
     ) -> BoxFuture<'a, Result<(), SendError>> {
         async move {
-            if let Some(limiter) = &self.limiter {
-                limiter.until_ready().await;
+            let token = self.token();
+            let status = self.post(message, idempotency_key, &token).await?;
+            if status != StatusCode::UNAUTHORIZED {
+                return classify(status);
             }
-            let response = self
-                .client
-                .post(&self.endpoint)
-                .bearer_auth(&self.token)
-                .header("Idempotency-Key", idempotency_key)
-                .json(message)
-                .send()
-                .await
-                .map_err(|e| SendError::Transient(format!("marketplace {}", without_url(&e))))?;
-            classify(response.status())
+            // A 401 may mean the token was rotated in SSM since it was read.
+            match self.reread_token(&token).await {
+                Reread::Rotated(newer) => {
+                    classify(self.post(message, idempotency_key, &newer).await?)
+                }
+                Reread::Unchanged => classify(status),
+                Reread::Unreadable => Err(SendError::Transient(
+                    "marketplace answered 401 Unauthorized and the token could not be re-read"
+                        .into(),
+                )),
+            }
         }
         .boxed()
     }
@@ -158,6 +231,7 @@ mod tests {
         let config = MarketplaceConfig {
             url: "http://x".into(),
             token: "s3cr3t-token".into(),
+            token_parameter: None,
             timeout: Duration::from_secs(1),
             per_second: 1,
         };

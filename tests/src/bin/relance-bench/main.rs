@@ -141,6 +141,7 @@ impl World {
         let marketplace = MarketplaceConfig {
             url: self.stub_url.clone(),
             token: "bench-token".into(),
+            token_parameter: None,
             timeout: Duration::from_secs(5),
             per_second: 0,
         };
