@@ -267,7 +267,7 @@ fn the_alarms_watch_metrics_the_scheduler_emits() {
         watched.push(metric);
     }
     watched.sort_unstable();
-    assert_eq!(watched, ["Failed", "Unknown"]);
+    assert_eq!(watched, ["Failed", "SentEventsLost", "Unknown"]);
 }
 
 /// Does a concrete path match a route template such as `/relances/{id}`?

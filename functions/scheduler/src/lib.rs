@@ -121,8 +121,12 @@ pub struct RunSummary {
     pub postponed: u64,
     /// Due entries another run had claimed or that had moved on.
     pub skipped: u64,
-    /// Domain events that could not be published (logged).
+    /// End events that could not be published (logged); the thread stays due and a
+    /// later run announces it.
     pub events_failed: u64,
+    /// `relance.sent` events that could not be published: logged whole, so that an
+    /// operator can republish them, but not retried.
+    pub sent_events_lost: u64,
 }
 
 /// CloudWatch namespace of the run metrics; the template's alarms watch it.
@@ -182,6 +186,7 @@ struct ItemReport {
     skipped: bool,
     left: bool,
     events_failed: u64,
+    sent_events_lost: u64,
 }
 
 impl RunSummary {
@@ -197,6 +202,7 @@ impl RunSummary {
         self.skipped += u64::from(r.skipped);
         self.left_for_next_run += u64::from(r.left);
         self.events_failed += r.events_failed;
+        self.sent_events_lost += r.sent_events_lost;
     }
 }
 
@@ -371,8 +377,8 @@ impl Scheduler {
                 report.retried =
                     matches!(result, SendResult::Transient(_)) && thread.state == State::Active;
                 // The end event goes out through the notice, which outlives a failure.
-                let others: Vec<_> = events.into_iter().filter(|e| !e.ends_cycle()).collect();
-                report.events_failed = self.publish(&others).await;
+                let sent: Vec<_> = events.into_iter().filter(|e| !e.ends_cycle()).collect();
+                report.sent_events_lost = self.publish_sent(&sent).await;
                 if thread.notify_pending {
                     match self.announce_end(item, &thread).await {
                         Ok(Announced::Published) | Ok(Announced::ChangedMeanwhile) => {}
@@ -389,7 +395,7 @@ impl Scheduler {
                     .into_iter()
                     .filter(|e| matches!(e.detail, EventDetail::Sent { .. }))
                     .collect();
-                report.events_failed = self.publish(&sent).await;
+                report.sent_events_lost = self.publish_sent(&sent).await;
             }
             CommitOutcome::ClaimLost => {
                 tracing::warn!(tenant = %item.tenant, thread = %item.thread_id, "the thread got a new relance during the send; this send is not in its history");
@@ -418,16 +424,18 @@ impl Scheduler {
         }
     }
 
-    /// Publishes events in order; returns how many failed (they are logged).
-    async fn publish(&self, events: &[DomainEvent]) -> u64 {
-        let mut failed = 0;
+    /// Publishes `relance.sent` events in order; returns how many were lost. Each lost
+    /// one is logged whole (it holds no customer data) so that it can be republished.
+    async fn publish_sent(&self, events: &[DomainEvent]) -> u64 {
+        let mut lost = 0;
         for event in events {
             if let Err(err) = self.senders.events.publish(event).await {
-                failed += 1;
-                tracing::error!(event = event.type_name(), tenant = %event.tenant_id, thread = %event.thread_id, error = %err, "domain event not published");
+                lost += 1;
+                let event_json = serde_json::to_string(event).unwrap_or_default();
+                tracing::error!(event = %event_json, error = %err, "relance.sent not published; it is not retried");
             }
         }
-        failed
+        lost
     }
 
     /// Announces the end of a cycle that a due entry names: a stop or cancel written by
@@ -515,7 +523,7 @@ mod tests {
             .iter()
             .map(|m| m["Name"].as_str().unwrap())
             .collect();
-        assert_eq!(names.len(), 12, "one metric per count: {names:?}");
+        assert_eq!(names.len(), 13, "one metric per count: {names:?}");
         // Every declared metric has its value at the top level, as the format requires.
         for name in &names {
             assert!(line[name].is_u64(), "{name} has no value");
