@@ -76,7 +76,13 @@ fn parse_end(value: &str) -> Result<Option<NaiveTime>, FieldError> {
     if value == END_OF_DAY {
         return Ok(None);
     }
-    parse_hhmm("window_end", value).map(Some)
+    parse_hhmm("window_end", value).map(Some).map_err(|_| {
+        FieldError::new(
+            "window_end",
+            "invalid_time",
+            "window_end must be a local time HH:MM, or 24:00 for the end of the day",
+        )
+    })
 }
 
 const END_OF_DAY: &str = "24:00";
