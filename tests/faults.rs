@@ -725,7 +725,7 @@ async fn a_stop_announcement_that_fails_to_publish_is_retried_until_it_goes_out(
 }
 
 #[tokio::test]
-async fn a_completion_whose_event_fails_to_publish_is_announced_by_the_next_run() {
+async fn events_the_topic_refuses_are_published_by_the_next_run() {
     let stack = Stack::new().await;
     let api = stack.api("acme");
     api.put("/settings", always_open()).await;
@@ -758,28 +758,45 @@ async fn a_completion_whose_event_fails_to_publish_is_announced_by_the_next_run(
         (
             run.sent,
             run.completed,
-            run.sent_events_lost,
-            run.events_failed
+            run.events_failed,
+            run.sent_events_lost
         ),
-        (1, 1, 1, 1),
+        (1, 1, 2, 0),
         "{run:?}"
     );
     assert_eq!(view(&stack).await["state"], "completed");
     assert_eq!(stack.event_types().await, ["relance.sent"]);
 
-    // The next run announces the completion, dated when the cycle ended, exactly once.
+    // The next run publishes both, dated when they happened, exactly once.
     let next = scheduler
         .run(end_due + Duration::minutes(5), None)
         .await
         .unwrap();
-    assert_eq!((next.late_end_events, next.sent), (1, 0), "{next:?}");
-    let events = stack.events().await;
-    let completed = events.last().unwrap();
     assert_eq!(
-        (&completed["type"], &completed["final_status"]),
-        (&json!("relance.completed"), &json!("ferme"))
+        (next.late_sent_events, next.late_end_events, next.sent),
+        (1, 1, 0),
+        "{next:?}"
     );
+    let events = stack.events().await;
+    assert_eq!(events.len(), 3, "{events:?}");
+    let of_type = |kind: &str| {
+        events
+            .iter()
+            .filter(|e| e["type"] == kind)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let completed = &of_type("relance.completed")[0];
+    assert_eq!(completed["final_status"], "ferme");
     assert_eq!(time(&completed["occurred_at"]), end_due);
+    let sent = of_type("relance.sent");
+    assert_eq!(
+        sent.iter()
+            .map(|e| (e["step"].clone(), e["kind"].clone()))
+            .collect::<Vec<_>>(),
+        [(json!(1), json!("reminder")), (json!(2), json!("end"))]
+    );
+    assert_eq!(time(&sent[1]["occurred_at"]), end_due);
     assert_eq!(
         scheduler
             .run(end_due + Duration::minutes(10), None)
@@ -788,7 +805,7 @@ async fn a_completion_whose_event_fails_to_publish_is_announced_by_the_next_run(
             .due,
         0
     );
-    assert_eq!(stack.event_types().await.len(), 2);
+    assert_eq!(stack.event_types().await.len(), 3);
     assert_eq!(
         sms_to(&phone).await.len(),
         2,

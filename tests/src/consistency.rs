@@ -81,6 +81,12 @@ pub async fn check(client: &Client, table: &str) -> Result<(Vec<String>, usize),
             if !(indexed && notify) {
                 problems.push(format!("{pk} {sk}: an end notice outside the due index"));
             }
+        } else if sk.starts_with("SENT_EVENT#") {
+            // A refused relance.sent exists only until a run publishes it.
+            let indexed = item.contains_key("due_shard") && item.contains_key("next_relance_date");
+            if !indexed || s(item, "event").is_none() {
+                problems.push(format!("{pk} {sk}: a kept event outside the due index"));
+            }
         } else if sk.starts_with("THREAD#") {
             let state = s(item, "state").unwrap_or_default();
             let indexed = item.contains_key("due_shard") && item.contains_key("next_relance_date");

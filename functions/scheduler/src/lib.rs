@@ -23,7 +23,7 @@ use relance_shared::domain::thread::{SendResult, State, Step, ThreadRelance};
 use relance_shared::outbound::{
     EventPublisher, MarketplaceConfig, MarketplaceMessage, MarketplaceSender, SendError, SmsSender,
 };
-use relance_shared::store::{CommitOutcome, DueItem, Store, StoreError};
+use relance_shared::store::{CommitOutcome, DueItem, DueKind, Store, StoreError};
 use serde::Serialize;
 use tokio::sync::{Mutex, OnceCell};
 
@@ -121,11 +121,12 @@ pub struct RunSummary {
     pub postponed: u64,
     /// Due entries another run had claimed or that had moved on.
     pub skipped: u64,
-    /// End events that could not be published (logged); the thread stays due and a
-    /// later run announces it.
+    /// Events the topic refused (logged); each stays due, so a later run publishes it.
     pub events_failed: u64,
-    /// `relance.sent` events that could not be published: logged whole, so that an
-    /// operator can republish them, but not retried.
+    /// `relance.sent` events published by a later run than the one that sent the message.
+    pub late_sent_events: u64,
+    /// `relance.sent` events the topic refused and the table could not keep either:
+    /// logged whole, so that an operator can republish them.
     pub sent_events_lost: u64,
 }
 
@@ -182,6 +183,7 @@ struct ItemReport {
     unknown: bool,
     stopped: bool,
     late_end_event: bool,
+    late_sent_event: bool,
     postponed: bool,
     skipped: bool,
     left: bool,
@@ -198,6 +200,7 @@ impl RunSummary {
         self.unknown += u64::from(r.unknown);
         self.stopped += u64::from(r.stopped);
         self.late_end_events += u64::from(r.late_end_event);
+        self.late_sent_events += u64::from(r.late_sent_event);
         self.postponed += u64::from(r.postponed);
         self.skipped += u64::from(r.skipped);
         self.left_for_next_run += u64::from(r.left);
@@ -298,6 +301,9 @@ impl Scheduler {
         now: DateTime<Utc>,
         windows: &Windows,
     ) -> Result<ItemReport, StoreError> {
+        if item.kind == DueKind::SentEvent {
+            return self.publish_kept(item).await;
+        }
         match item.state {
             State::Active => self.step(item, now, windows).await,
             // An ended cycle is due while its end is still to be announced.
@@ -378,7 +384,8 @@ impl Scheduler {
                     matches!(result, SendResult::Transient(_)) && thread.state == State::Active;
                 // The end event goes out through the notice, which outlives a failure.
                 let sent: Vec<_> = events.into_iter().filter(|e| !e.ends_cycle()).collect();
-                report.sent_events_lost = self.publish_sent(&sent).await;
+                self.publish_sent(&sent, step.number, thread.state, now, &mut report)
+                    .await;
                 if thread.notify_pending {
                     match self.announce_end(item, &thread).await {
                         Ok(Announced::Published) | Ok(Announced::ChangedMeanwhile) => {}
@@ -395,7 +402,8 @@ impl Scheduler {
                     .into_iter()
                     .filter(|e| matches!(e.detail, EventDetail::Sent { .. }))
                     .collect();
-                report.sent_events_lost = self.publish_sent(&sent).await;
+                self.publish_sent(&sent, step.number, thread.state, now, &mut report)
+                    .await;
             }
             CommitOutcome::ClaimLost => {
                 tracing::warn!(tenant = %item.tenant, thread = %item.thread_id, "the thread got a new relance during the send; this send is not in its history");
@@ -424,18 +432,57 @@ impl Scheduler {
         }
     }
 
-    /// Publishes `relance.sent` events in order; returns how many were lost. Each lost
-    /// one is logged whole (it holds no customer data) so that it can be republished.
-    async fn publish_sent(&self, events: &[DomainEvent]) -> u64 {
-        let mut lost = 0;
+    /// Publishes the `relance.sent` event of `step`; one the topic refuses is kept in the
+    /// table, due at once, for the next run. Only if that fails too is it lost, and then
+    /// logged whole (it holds no customer data) so that it can be republished by hand.
+    async fn publish_sent(
+        &self,
+        events: &[DomainEvent],
+        step: u32,
+        state: State,
+        now: DateTime<Utc>,
+        report: &mut ItemReport,
+    ) {
         for event in events {
-            if let Err(err) = self.senders.events.publish(event).await {
-                lost += 1;
-                let event_json = serde_json::to_string(event).unwrap_or_default();
-                tracing::error!(event = %event_json, error = %err, "relance.sent not published; it is not retried");
+            let Err(err) = self.senders.events.publish(event).await else {
+                continue;
+            };
+            report.events_failed += 1;
+            match self.store.keep_sent_event(event, step, state, now).await {
+                Ok(()) => {
+                    tracing::warn!(tenant = %event.tenant_id, thread = %event.thread_id, step, error = %err, "relance.sent not published; the next run publishes it");
+                }
+                Err(kept) => {
+                    report.sent_events_lost += 1;
+                    let event_json = serde_json::to_string(event).unwrap_or_default();
+                    tracing::error!(event = %event_json, error = %err, keep_error = %kept, "relance.sent not published and not kept: lost");
+                }
             }
         }
-        lost
+    }
+
+    /// Publishes a `relance.sent` event an earlier run kept, then forgets it. A run that
+    /// dies in between publishes it again: the backend learns of every send at least once.
+    async fn publish_kept(&self, item: &DueItem) -> Result<ItemReport, StoreError> {
+        let Some(event) = self.store.get_sent_event(item).await? else {
+            return Ok(ItemReport {
+                skipped: true,
+                ..ItemReport::default()
+            });
+        };
+        if let Err(err) = self.senders.events.publish(&event).await {
+            tracing::error!(tenant = %item.tenant, thread = %item.thread_id, step = item.step, error = %err, "kept relance.sent still not published; the next run tries again");
+            return Ok(ItemReport {
+                left: true,
+                events_failed: 1,
+                ..ItemReport::default()
+            });
+        }
+        self.store.delete_sent_event(item).await?;
+        Ok(ItemReport {
+            late_sent_event: true,
+            ..ItemReport::default()
+        })
     }
 
     /// Announces the end of a cycle that a due entry names: a stop or cancel written by
@@ -523,7 +570,7 @@ mod tests {
             .iter()
             .map(|m| m["Name"].as_str().unwrap())
             .collect();
-        assert_eq!(names.len(), 13, "one metric per count: {names:?}");
+        assert_eq!(names.len(), 14, "one metric per count: {names:?}");
         // Every declared metric has its value at the top level, as the format requires.
         for name in &names {
             assert!(line[name].is_u64(), "{name} has no value");

@@ -1,12 +1,13 @@
 //! Domain events published on the events topic for the helpdesk backend.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::relance::SendType;
 use super::thread::{State, StepKind};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Serialized as published; read back when a refused `relance.sent` is published again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DomainEvent {
     pub tenant_id: String,
     pub ticket_id: String,
@@ -19,7 +20,7 @@ pub struct DomainEvent {
 }
 
 /// The event's own fields; `type` names it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum EventDetail {
     #[serde(rename = "relance.sent")]

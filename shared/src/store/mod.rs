@@ -13,6 +13,7 @@
 //! | `TENANT#<tenant>` | `SETTINGS`                  | the sending window (absent: defaults)         |
 //! | `TENANT#<tenant>` | `THREAD#<thread_id>`        | the thread relance: snapshot, counters, schedule, history, claim |
 //! | `TENANT#<tenant>` | `THREAD_END#<thread_id>#<cycle>` | a replaced cycle whose end is still to be announced (deleted once it is) |
+//! | `TENANT#<tenant>` | `SENT_EVENT#<thread_id>#<cycle>#<step>` | a `relance.sent` event the topic refused, kept until a later run publishes it |
 //!
 //! # Due index (sparse GSI)
 //!
@@ -22,7 +23,7 @@
 //! order). Both attributes exist only while the scheduler has something to do for the
 //! thread (a step to send, or the end of its cycle to announce); once the end event is
 //! published they are removed and the item leaves the index. End notices of replaced
-//! cycles are in the index for as long as they exist. The index projects only `state`, `cycle` and `step`: claims and
+//! cycles and kept sent events are in the index for as long as they exist. The index projects only `state`, `cycle` and `step`: claims and
 //! history never rewrite it. The scheduler queries each shard for
 //! `next_relance_date <= now`; it never scans the table.
 //!
@@ -48,7 +49,7 @@ use serde::de::DeserializeOwned;
 
 pub use aws_sdk_dynamodb::types::AttributeValue;
 pub use catalog::Page;
-pub use threads::{Claim, CommitOutcome, DueItem};
+pub use threads::{Claim, CommitOutcome, DueItem, DueKind};
 
 use crate::config::StoreConfig;
 use crate::domain::FieldError;

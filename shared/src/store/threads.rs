@@ -12,12 +12,27 @@ use super::{
     index_time, is_condition_failed, n, s, tenant_pk, to_item,
 };
 use crate::domain::FieldError;
+use crate::domain::event::DomainEvent;
 use crate::domain::thread::{State, ThreadRelance};
 
 const THREAD: &str = "THREAD#";
 /// The end notice of a cycle that a new attachment replaced before its end was announced:
 /// `THREAD_END#<thread_id>#<cycle>`.
 const THREAD_END: &str = "THREAD_END#";
+/// A `relance.sent` event that the events topic refused, kept until a later run publishes
+/// it: `SENT_EVENT#<thread_id>#<cycle>#<step>`.
+const SENT_EVENT: &str = "SENT_EVENT#";
+
+/// What a due entry asks of the scheduler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueKind {
+    /// The thread relance itself: a step to send, or the end of its cycle to announce.
+    Thread,
+    /// The end notice of a cycle that a new attachment replaced.
+    EndNotice,
+    /// A kept `relance.sent` event to publish.
+    SentEvent,
+}
 
 /// A thread relance the due index says needs the scheduler.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,8 +42,7 @@ pub struct DueItem {
     pub state: State,
     pub cycle: u32,
     pub step: u32,
-    /// The entry is the end notice of a replaced cycle, not the thread relance itself.
-    pub end_notice: bool,
+    pub kind: DueKind,
 }
 
 /// A claimed thread relance, read consistently by the claim itself.
@@ -180,7 +194,7 @@ impl Store {
     /// The thread relance a due entry names: the live item, or a replaced cycle's end
     /// notice.
     pub async fn get_due(&self, due: &DueItem) -> Result<Option<ThreadRelance>, StoreError> {
-        if !due.end_notice {
+        if due.kind == DueKind::Thread {
             return self.get_thread(&due.tenant, &due.thread_id).await;
         }
         let item = self
@@ -190,6 +204,64 @@ impl Store {
             )
             .await?;
         item.map(from_item).transpose()
+    }
+
+    /// Keeps a `relance.sent` event the topic refused, due at `at` so that the next run
+    /// publishes it. `state` is the thread relance's after the step.
+    pub async fn keep_sent_event(
+        &self,
+        event: &DomainEvent,
+        step: u32,
+        state: State,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let sk = sent_event_sk(&event.thread_id, event.cycle, step);
+        let mut item = self.key(&tenant_pk(&event.tenant_id), &sk);
+        let json = serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        item.extend([
+            ("event".to_owned(), s(json)),
+            ("state".to_owned(), s(state.as_str())),
+            ("cycle".to_owned(), n(event.cycle)),
+            ("step".to_owned(), n(step)),
+            ("next_relance_date".to_owned(), s(index_time(at))),
+            (
+                "due_shard".to_owned(),
+                s(self.due_shard(&event.tenant_id, &event.thread_id)),
+            ),
+        ]);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        Ok(())
+    }
+
+    /// The kept event a due entry names; none once published.
+    pub async fn get_sent_event(&self, due: &DueItem) -> Result<Option<DomainEvent>, StoreError> {
+        let sk = sent_event_sk(&due.thread_id, due.cycle, due.step);
+        let Some(item) = self.get(tenant_pk(&due.tenant), sk).await? else {
+            return Ok(None);
+        };
+        let json = attr_str(&item, "event").unwrap_or_default();
+        serde_json::from_str(&json)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// After a kept event went out.
+    pub async fn delete_sent_event(&self, due: &DueItem) -> Result<(), StoreError> {
+        let sk = sent_event_sk(&due.thread_id, due.cycle, due.step);
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(&tenant_pk(&due.tenant), &sk)))
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        Ok(())
     }
 
     /// Writes an early end (`stopped` or `cancelled`) of `cycle`, leaving the item in the
@@ -258,12 +330,15 @@ impl Store {
                 let parsed = (|| {
                     let tenant = attr_str(&item, "pk")?.strip_prefix("TENANT#")?.to_owned();
                     let sk = attr_str(&item, "sk")?;
-                    let (thread_id, end_notice) = match sk.strip_prefix(THREAD) {
-                        Some(thread_id) => (thread_id.to_owned(), false),
-                        None => {
-                            let notice = sk.strip_prefix(THREAD_END)?;
-                            (notice.rsplit_once('#')?.0.to_owned(), true)
-                        }
+                    let (thread_id, kind) = if let Some(thread_id) = sk.strip_prefix(THREAD) {
+                        (thread_id.to_owned(), DueKind::Thread)
+                    } else if let Some(notice) = sk.strip_prefix(THREAD_END) {
+                        (notice.rsplit_once('#')?.0.to_owned(), DueKind::EndNotice)
+                    } else {
+                        // `<thread_id>#<cycle>#<step>`
+                        let event = sk.strip_prefix(SENT_EVENT)?;
+                        let thread_id = event.rsplitn(3, '#').nth(2)?;
+                        (thread_id.to_owned(), DueKind::SentEvent)
                     };
                     let state = serde_json::from_value(serde_json::Value::String(attr_str(
                         &item, "state",
@@ -275,7 +350,7 @@ impl Store {
                         state,
                         cycle: attr_u32(&item, "cycle")?,
                         step: attr_u32(&item, "step")?,
-                        end_notice,
+                        kind,
                     })
                 })();
                 match parsed {
@@ -427,7 +502,7 @@ impl Store {
         due: &DueItem,
         thread: &ThreadRelance,
     ) -> Result<bool, StoreError> {
-        if due.end_notice {
+        if due.kind == DueKind::EndNotice {
             let result = self
                 .client
                 .delete_item()
@@ -463,6 +538,10 @@ impl Store {
 
 fn end_notice_sk(thread_id: &str, cycle: u32) -> String {
     format!("{THREAD_END}{thread_id}#{cycle}")
+}
+
+fn sent_event_sk(thread_id: &str, cycle: u32, step: u32) -> String {
+    format!("{SENT_EVENT}{thread_id}#{cycle}#{step}")
 }
 
 fn thread_changed() -> StoreError {

@@ -741,7 +741,7 @@ async fn minimal_step(
         state: thread.state,
         cycle: thread.cycle,
         step: thread.step,
-        end_notice: false,
+        kind: relance_shared::store::DueKind::Thread,
     };
     let token = uuid::Uuid::new_v4().to_string();
     let claim = store
