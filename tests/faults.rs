@@ -453,7 +453,14 @@ async fn a_run_killed_between_send_and_commit_never_sends_that_step_again() {
 
 /// A scheduler whose DynamoDB and SNS clients go through a proxy that counts requests
 /// and the items returned.
-async fn proxied_scheduler(stack: &Stack) -> (CountingProxy, relance_scheduler::Scheduler) {
+/// The stack's table and SNS, reached through a counting proxy.
+async fn proxied_clients(
+    stack: &Stack,
+) -> (
+    CountingProxy,
+    relance_shared::store::Store,
+    aws_sdk_sns::Client,
+) {
     let proxy = CountingProxy::new(&relance_tests::stack::test_endpoint());
     let url = proxy.spawn().await.unwrap();
     let aws = relance_tests::stack::sdk_config(&url).await;
@@ -464,7 +471,11 @@ async fn proxied_scheduler(stack: &Stack) -> (CountingProxy, relance_scheduler::
             due_shards: 4,
         },
     );
-    let sns = aws_sdk_sns::Client::new(&aws);
+    (proxy, store, aws_sdk_sns::Client::new(&aws))
+}
+
+async fn proxied_scheduler(stack: &Stack) -> (CountingProxy, relance_scheduler::Scheduler) {
+    let (proxy, store, sns) = proxied_clients(stack).await;
     let senders = Senders {
         sms: Arc::new(relance_shared::outbound::SnsSms::new(sns.clone(), 0)),
         events: Arc::new(relance_shared::outbound::SnsEvents::new(
@@ -811,6 +822,39 @@ async fn events_the_topic_refuses_are_published_by_the_next_run() {
         2,
         "the reminder and the end message"
     );
+}
+
+#[tokio::test]
+async fn a_sent_event_neither_the_topic_nor_the_table_takes_is_counted_lost() {
+    let stack = Stack::new().await;
+    let relance = open_sms_relance(&stack, "acme").await;
+    let (phone, due) = attach_new_phone(&stack, &relance, "th-1").await;
+    let (proxy, store, _) = proxied_clients(&stack).await;
+    let flaky = Senders {
+        events: Arc::new(FlakyEvents {
+            real: stack.senders().events,
+            failures: Mutex::new(1),
+        }),
+        ..stack.senders()
+    };
+    let scheduler = relance_scheduler::Scheduler::new(store, flaky, RunConfig::default());
+    proxy.refuse_requests_containing("SENT_EVENT#");
+
+    let run = scheduler.run(due, None).await.unwrap();
+    // The SMS went out and its step is recorded; only the event is lost, and counted.
+    assert_eq!(
+        (run.sent, run.events_failed, run.sent_events_lost),
+        (1, 1, 1),
+        "{run:?}"
+    );
+    assert_eq!(sms_to(&phone).await.len(), 1);
+    assert_eq!(view(&stack).await["messages_sent"], 1);
+    assert!(stack.event_types().await.is_empty());
+    let next = scheduler
+        .run(due + Duration::minutes(5), None)
+        .await
+        .unwrap();
+    assert_eq!((next.due, next.late_sent_events), (0, 0), "{next:?}");
 }
 
 /// Hands every request to moto and relays the answers, except for `Publish`: once moto

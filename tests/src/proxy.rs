@@ -31,6 +31,7 @@ pub struct CountingProxy {
     counts: Arc<Mutex<BTreeMap<String, OpCount>>>,
     actions: Arc<Mutex<BTreeSet<String>>>,
     publishes: Arc<Mutex<Vec<BTreeMap<String, String>>>>,
+    refused: Arc<Mutex<Option<String>>>,
 }
 
 impl CountingProxy {
@@ -42,6 +43,7 @@ impl CountingProxy {
             counts: Arc::default(),
             actions: Arc::default(),
             publishes: Arc::default(),
+            refused: Arc::default(),
         }
     }
 
@@ -74,6 +76,12 @@ impl CountingProxy {
     /// attributes of SMS, so this is where tests read them.
     pub fn sns_publishes(&self) -> Vec<BTreeMap<String, String>> {
         self.publishes.lock().expect("publishes").clone()
+    }
+
+    /// From now on, answers every request whose body contains `marker` with DynamoDB's
+    /// `ValidationException` (not retried by the SDK) instead of forwarding it.
+    pub fn refuse_requests_containing(&self, marker: &str) {
+        *self.refused.lock().expect("refused") = Some(marker.to_owned());
     }
 
     pub fn reset(&self) {
@@ -166,6 +174,20 @@ async fn forward(State(proxy): State<CountingProxy>, request: Request) -> Respon
         return StatusCode::BAD_REQUEST.into_response();
     };
     let op = operation(&parts.headers, &body);
+    let refused = proxy.refused.lock().expect("refused").clone();
+    if let Some(marker) = refused
+        && body
+            .windows(marker.len())
+            .any(|window| window == marker.as_bytes())
+    {
+        let error = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ValidationException","message":"refused by the test proxy"}"#;
+        return (
+            StatusCode::BAD_REQUEST,
+            [("content-type", "application/x-amz-json-1.0")],
+            error,
+        )
+            .into_response();
+    }
     proxy
         .actions
         .lock()
