@@ -536,14 +536,7 @@ impl Store {
             tenant_pk(tenant),
             SETTINGS.into(),
         )?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(StoreError::from_sdk)?;
-        Ok(())
+        self.put(item).await
     }
 }
 

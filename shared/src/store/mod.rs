@@ -153,6 +153,18 @@ impl Store {
         Ok(out.item)
     }
 
+    /// An unconditional write of a whole item.
+    async fn put(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        Ok(())
+    }
+
     /// Writes `items` all or none.
     async fn transact(
         &self,

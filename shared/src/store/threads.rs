@@ -229,14 +229,7 @@ impl Store {
                 s(self.due_shard(&event.tenant_id, &event.thread_id)),
             ),
         ]);
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(StoreError::from_sdk)?;
-        Ok(())
+        self.put(item).await
     }
 
     /// The kept event a due entry names; none once published.
