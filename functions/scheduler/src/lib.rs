@@ -461,8 +461,8 @@ impl Scheduler {
         }
     }
 
-    /// Publishes a `relance.sent` event an earlier run kept, then forgets it. A run that
-    /// dies in between publishes it again: the backend learns of every send at least once.
+    /// Publishes a `relance.sent` event an earlier run kept, then forgets it. If the run
+    /// dies in between, the next one publishes it again (the backend dedupes by step).
     async fn publish_kept(&self, item: &DueItem) -> Result<ItemReport, StoreError> {
         let Some(event) = self.store.get_sent_event(item).await? else {
             return Ok(ItemReport {
