@@ -62,6 +62,27 @@ impl SmsSender for DiesAfterSend {
     }
 }
 
+/// Publishes for real, then never returns: the process dies between an event and the
+/// commit of its step.
+struct DiesAfterPublish {
+    real: Arc<dyn relance_shared::outbound::EventPublisher>,
+    published: Arc<Notify>,
+}
+
+impl relance_shared::outbound::EventPublisher for DiesAfterPublish {
+    fn publish<'a>(
+        &'a self,
+        event: &'a relance_shared::domain::event::DomainEvent,
+    ) -> BoxFuture<'a, Result<(), SendError>> {
+        async move {
+            self.real.publish(event).await?;
+            self.published.notify_one();
+            futures::future::pending().await
+        }
+        .boxed()
+    }
+}
+
 async fn open_sms_relance(stack: &Stack, tenant: &str) -> String {
     let api = stack.api(tenant);
     api.put("/settings", always_open()).await;
@@ -855,6 +876,40 @@ async fn a_sent_event_neither_the_topic_nor_the_table_takes_is_counted_lost() {
         .await
         .unwrap();
     assert_eq!((next.due, next.late_sent_events), (0, 0), "{next:?}");
+}
+
+#[tokio::test]
+async fn a_run_killed_before_its_commit_has_already_announced_the_send() {
+    let stack = Stack::new().await;
+    let relance = open_sms_relance(&stack, "acme").await;
+    let (phone, due) = attach_new_phone(&stack, &relance, "th-1").await;
+    let published = Arc::new(Notify::new());
+    let dying = stack.scheduler_with(
+        Senders {
+            events: Arc::new(DiesAfterPublish {
+                real: stack.senders().events,
+                published: published.clone(),
+            }),
+            ..stack.senders()
+        },
+        RunConfig::default(),
+    );
+    let run = tokio::spawn(async move { dying.run(due, None).await });
+    published.notified().await;
+    run.abort();
+
+    // The backend heard of the SMS the customer got, though the step was never committed:
+    // once the claim expires it is recorded as unknown, and neither resent nor announced twice.
+    let after = stack.tick(due + Duration::hours(1)).await;
+    assert_eq!((after.sent, after.unknown), (0, 1), "{after:?}");
+    assert_eq!(sms_to(&phone).await.len(), 1);
+    let events = stack.events().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        (&events[0]["type"], &events[0]["step"]),
+        (&json!("relance.sent"), &json!(1))
+    );
+    assert_eq!(view(&stack).await["history"][0]["outcome"], "unknown");
 }
 
 /// Hands every request to moto and relays the answers, except for `Publish`: once moto

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use relance_shared::config::{ConfigError, SdkConfig, StoreConfig, parsed, required};
-use relance_shared::domain::event::{DomainEvent, EventDetail};
+use relance_shared::domain::event::DomainEvent;
 use relance_shared::domain::recipient::Recipient;
 use relance_shared::domain::settings::SendingWindow;
 use relance_shared::domain::thread::{SendResult, State, Step, ThreadRelance};
@@ -376,16 +376,18 @@ impl Scheduler {
             unknown: matches!(result, SendResult::Unknown(_)),
             ..ItemReport::default()
         };
+        // The send's event goes out (or is kept) before the commit, so that no step is
+        // recorded as sent without it, even if this run dies right after. The end event
+        // goes out through the notice, which the commit writes and which outlives a failure.
+        let sent: Vec<_> = events.into_iter().filter(|e| !e.ends_cycle()).collect();
+        self.publish_sent(&sent, step.number, thread.state, now, &mut report)
+            .await;
         match self.store.commit(&thread, &after_end, &token).await? {
             CommitOutcome::Committed => {
                 report.completed = thread.state == State::Completed;
                 report.failed = thread.state == State::Failed;
                 report.retried =
                     matches!(result, SendResult::Transient(_)) && thread.state == State::Active;
-                // The end event goes out through the notice, which outlives a failure.
-                let sent: Vec<_> = events.into_iter().filter(|e| !e.ends_cycle()).collect();
-                self.publish_sent(&sent, step.number, thread.state, now, &mut report)
-                    .await;
                 if thread.notify_pending {
                     match self.announce_end(item, &thread).await {
                         Ok(Announced::Published) | Ok(Announced::ChangedMeanwhile) => {}
@@ -398,15 +400,9 @@ impl Scheduler {
             }
             CommitOutcome::EndedMeanwhile => {
                 tracing::info!(tenant = %item.tenant, thread = %item.thread_id, "stopped during the send; the send is recorded, the cycle stays ended");
-                let sent: Vec<_> = events
-                    .into_iter()
-                    .filter(|e| matches!(e.detail, EventDetail::Sent { .. }))
-                    .collect();
-                self.publish_sent(&sent, step.number, thread.state, now, &mut report)
-                    .await;
             }
             CommitOutcome::ClaimLost => {
-                tracing::warn!(tenant = %item.tenant, thread = %item.thread_id, "the thread got a new relance during the send; this send is not in its history");
+                tracing::warn!(tenant = %item.tenant, thread = %item.thread_id, "the thread got a new relance during the send; this send is not in its history, only in its event");
             }
         }
         Ok(report)
