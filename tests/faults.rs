@@ -172,10 +172,13 @@ async fn a_token_rotated_in_ssm_is_used_without_a_redeploy() {
     let parameter = format!("/relances-test/{}/token", uuid::Uuid::new_v4());
     let store = |value: &'static str| relance_tests::stack::put_secret(aws, &parameter, value);
     store(harness::MARKETPLACE_TOKEN).await.unwrap();
-    // The scheduler as deployed: the token read from SSM at init.
+    // The scheduler as deployed: the token read from SSM at init (SSM reached through a
+    // counting proxy).
+    let ssm = CountingProxy::new(&relance_tests::stack::test_endpoint());
+    let ssm_aws = relance_tests::stack::sdk_config(&ssm.spawn().await.unwrap()).await;
     let config = relance_shared::outbound::MarketplaceConfig {
         token_parameter: Some(relance_shared::config::SecretParameter::new(
-            aws,
+            &ssm_aws,
             "MARKETPLACE_API_TOKEN",
             parameter.clone(),
         )),
@@ -200,18 +203,31 @@ async fn a_token_rotated_in_ssm_is_used_without_a_redeploy() {
     assert_eq!(statuses, [401, 202]);
     assert_eq!(received[0].idempotency_key, received[1].idempotency_key);
     assert_eq!(view(&stack).await["messages_sent"], 1);
+    assert_eq!(ssm.get("SSM.GetParameter").requests, 1);
 
-    // A token the connector refuses and SSM does not replace is a refusal: failed at once.
+    // A token the connector refuses and SSM does not replace is a refusal: failed at once,
+    // for a second thread too, without asking SSM again.
+    let api = stack.api("acme");
+    let relance_id = view(&stack).await["relance_id"].clone();
+    api.put(
+        "/threads/th-2/relance",
+        json!({"relance_id": relance_id, "ticket_id": "T-2", "ticket_status": "attente_client",
+               "channel": "amazon", "recipient": {"conversation_id": "c-2"}}),
+    )
+    .await;
     stack.stub.set_token("yet-another-token");
     let next = time(&view(&stack).await["next_relance_date"]);
     let run = scheduler.run(next, None).await.unwrap();
-    assert_eq!((run.sent, run.failed), (0, 1), "{run:?}");
-    let view = view(&stack).await;
-    assert_eq!(view["state"], "failed");
-    assert!(
-        view["state_reason"].as_str().unwrap().contains("401"),
-        "{view}"
-    );
+    assert_eq!((run.sent, run.failed), (0, 2), "{run:?}");
+    assert_eq!(ssm.get("SSM.GetParameter").requests, 2);
+    for thread in ["th-1", "th-2"] {
+        let view = api.get(&format!("/threads/{thread}/relance")).await.body;
+        assert_eq!(view["state"], "failed");
+        assert!(
+            view["state_reason"].as_str().unwrap().contains("401"),
+            "{view}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -95,8 +95,14 @@ impl CountingProxy {
 
 fn operation(headers: &HeaderMap, body: &[u8]) -> String {
     if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
-        let op = target.rsplit('.').next().unwrap_or(target);
-        return format!("DynamoDB.{op}");
+        // `DynamoDB_20120810.Query`, `AmazonSSM.GetParameter`
+        let (service, op) = target.split_once('.').unwrap_or(("", target));
+        let service = if service == "AmazonSSM" {
+            "SSM"
+        } else {
+            "DynamoDB"
+        };
+        return format!("{service}.{op}");
     }
     let action = url_action(body).unwrap_or_else(|| "unknown".to_owned());
     format!("SNS.{action}")

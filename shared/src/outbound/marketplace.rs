@@ -1,5 +1,5 @@
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -58,10 +58,15 @@ pub struct HttpMarketplace {
     endpoint: String,
     token: RwLock<Arc<str>>,
     token_parameter: Option<SecretParameter>,
-    /// One re-read of the token at a time: the sends refused together share it.
-    refresh: tokio::sync::Mutex<()>,
+    /// One re-read of the token at a time, so that the sends refused together share it;
+    /// holds when SSM last gave back the refused token.
+    refresh: tokio::sync::Mutex<Option<Instant>>,
     limiter: Option<RateLimiter>,
 }
+
+/// After SSM gave back the token the connector refuses, 401s count as refusals without
+/// asking SSM again for this long.
+const REREAD_AT_MOST_EVERY: Duration = Duration::from_secs(60);
 
 /// What a re-read of the token after a 401 found.
 enum Reread {
@@ -82,7 +87,7 @@ impl HttpMarketplace {
             endpoint: format!("{}/messages", config.url),
             token: RwLock::new(config.token.as_str().into()),
             token_parameter: config.token_parameter.clone(),
-            refresh: tokio::sync::Mutex::new(()),
+            refresh: tokio::sync::Mutex::new(None),
             limiter: super::rate_limiter(config.per_second),
         })
     }
@@ -124,11 +129,15 @@ impl HttpMarketplace {
         let Some(parameter) = &self.token_parameter else {
             return Reread::Unchanged;
         };
-        let _one_at_a_time = self.refresh.lock().await;
+        let mut unchanged_at = self.refresh.lock().await;
         let current = self.token();
         if current != *refused {
             // Another send re-read it meanwhile.
             return Reread::Rotated(current);
+        }
+        // A token refused for good would otherwise cost one SSM read per message.
+        if unchanged_at.is_some_and(|at| at.elapsed() < REREAD_AT_MOST_EVERY) {
+            return Reread::Unchanged;
         }
         match parameter.read().await {
             Ok(value) if *value != **refused => {
@@ -137,7 +146,10 @@ impl HttpMarketplace {
                 tracing::info!("marketplace token re-read from SSM after a 401");
                 Reread::Rotated(value)
             }
-            Ok(_) => Reread::Unchanged,
+            Ok(_) => {
+                *unchanged_at = Some(Instant::now());
+                Reread::Unchanged
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "marketplace token could not be re-read");
                 Reread::Unreadable
