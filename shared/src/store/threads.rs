@@ -192,17 +192,14 @@ impl Store {
     }
 
     /// The thread relance a due entry names: the live item, or a replaced cycle's end
-    /// notice.
+    /// notice. A kept event names none.
     pub async fn get_due(&self, due: &DueItem) -> Result<Option<ThreadRelance>, StoreError> {
-        if due.kind == DueKind::Thread {
-            return self.get_thread(&due.tenant, &due.thread_id).await;
-        }
-        let item = self
-            .get(
-                tenant_pk(&due.tenant),
-                end_notice_sk(&due.thread_id, due.cycle),
-            )
-            .await?;
+        let sk = match due.kind {
+            DueKind::Thread => return self.get_thread(&due.tenant, &due.thread_id).await,
+            DueKind::EndNotice => end_notice_sk(&due.thread_id, due.cycle),
+            DueKind::SentEvent => return Ok(None),
+        };
+        let item = self.get(tenant_pk(&due.tenant), sk).await?;
         item.map(from_item).transpose()
     }
 
